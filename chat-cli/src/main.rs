@@ -1,0 +1,35 @@
+//! `chat-cli`: the chat server and terminal client.
+//!
+//! A thin binary: argument parsing (clap), logging, terminal input and output.
+//! The chat itself is chat-core, over chat-net's real TCP.
+
+mod client;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A reliable group chat: run a server, then join it with clients.
+#[derive(Debug, Parser)]
+#[command(name = "chat-cli", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the chat server (logs go to standard output; RUST_LOG filters them).
+    Server(server::ServerArgs),
+    /// Join a chat server from the terminal (or from piped input).
+    Client(client::ClientArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server::main(args),
+        Command::Client(args) => client::main(args),
+    }
+}

@@ -1,0 +1,158 @@
+//! The client driver: runs a [`Session`] over any [`Network`].
+//!
+//! The user's lines come in through a channel (the command line feeds it from
+//! the terminal or from piped input; a simulation feeds it from a script) and
+//! the lines to show go out through a callback. The channel is read only while
+//! the session wants input, so piped input waits while messages are waiting
+//! for acknowledgement instead of piling up.
+
+use std::time::Duration;
+
+use chat_net::Network;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::protocol::{self, FRAME_BYTES_MAX, ServerFrame};
+use crate::reader::FrameReader;
+use crate::session::{Line, Outcome, Session, SessionAction, SessionConfig};
+
+/// Everything the client can be configured with.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `host:port` of the server.
+    pub server: String,
+    /// The session's nickname, room and limits.
+    pub session: SessionConfig,
+    /// Longest wait for a connection to open.
+    pub connect_timeout: Duration,
+    /// How often time is fed to the session.
+    pub tick: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `nick` joining the default room on `server`.
+    pub fn new(server: impl Into<String>, nick: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            session: SessionConfig::new(nick, protocol::DEFAULT_ROOM),
+            connect_timeout: Duration::from_secs(5),
+            tick: Duration::from_millis(250),
+        }
+    }
+}
+
+struct Link<N: Network> {
+    frames: FrameReader<N::Reader, ServerFrame>,
+    writer: N::Writer,
+}
+
+/// Runs one session until it ends, and tells how it ended.
+pub async fn run<N: Network>(
+    network: N,
+    config: ClientConfig,
+    mut input: mpsc::Receiver<String>,
+    mut show: impl FnMut(&Line),
+) -> Outcome {
+    let start = Instant::now();
+    let write_timeout = config.session.heartbeat_timeout;
+    let mut session = Session::new(config.session.clone());
+    let mut link: Option<Link<N>> = None;
+    let mut input_open = true;
+    let mut ticks = tokio::time::interval(config.tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        while let Some(action) = session.poll_action() {
+            let now = start.elapsed();
+            match action {
+                SessionAction::Connect => match connect(&network, &config).await {
+                    Ok(opened) => {
+                        link = Some(opened);
+                        session.handle_connected(start.elapsed());
+                    }
+                    Err(reason) => session.handle_connect_failed(&reason, now),
+                },
+                SessionAction::Send(frame) => {
+                    let Some(open) = link.as_mut() else { continue };
+                    let bytes = protocol::encode(&frame);
+                    let written =
+                        tokio::time::timeout(write_timeout, open.writer.write_all(&bytes)).await;
+                    if !matches!(written, Ok(Ok(()))) {
+                        link = None;
+                        session.handle_disconnected(start.elapsed());
+                    }
+                }
+                SessionAction::Show(line) => show(&line),
+                SessionAction::Disconnect => {
+                    if let Some(open) = link.take() {
+                        close(open.writer, write_timeout).await;
+                        session.handle_disconnected(start.elapsed());
+                    }
+                }
+                SessionAction::Exit(outcome) => {
+                    if let Some(open) = link.take() {
+                        close(open.writer, write_timeout).await;
+                    }
+                    return outcome;
+                }
+            }
+        }
+        tokio::select! {
+            biased;
+            frame = next_frame(&mut link), if link.is_some() => {
+                let now = start.elapsed();
+                match frame {
+                    Some(Ok(frame)) => session.handle_frame(frame, now),
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "bad frame from the server");
+                        link = None;
+                        session.handle_disconnected(now);
+                    }
+                    None => {
+                        link = None;
+                        session.handle_disconnected(now);
+                    }
+                }
+            }
+            line = input.recv(), if input_open && session.wants_input() => {
+                let now = start.elapsed();
+                match line {
+                    Some(line) => session.handle_user_line(line, now),
+                    None => {
+                        input_open = false;
+                        session.handle_input_closed(now);
+                    }
+                }
+            }
+            _ = ticks.tick() => session.handle_tick(start.elapsed()),
+        }
+    }
+}
+
+async fn connect<N: Network>(network: &N, config: &ClientConfig) -> Result<Link<N>, String> {
+    match tokio::time::timeout(config.connect_timeout, network.connect(&config.server)).await {
+        Ok(Ok(connection)) => Ok(Link {
+            frames: FrameReader::new(connection.reader, FRAME_BYTES_MAX),
+            writer: connection.writer,
+        }),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "no answer from {} within {:?}",
+            config.server, config.connect_timeout
+        )),
+    }
+}
+
+async fn next_frame<N: Network>(
+    link: &mut Option<Link<N>>,
+) -> Option<Result<ServerFrame, protocol::FrameError>> {
+    match link {
+        Some(open) => open.frames.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn close(mut writer: impl AsyncWrite + Unpin, limit: Duration) {
+    // Best effort: the peer may be gone already.
+    let _ = tokio::time::timeout(limit, writer.shutdown()).await;
+}

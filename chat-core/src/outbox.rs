@@ -1,0 +1,275 @@
+//! The bounded outbound queue of one connection, and the loop that writes it.
+//!
+//! The room pushes encoded frames ([`Bytes`], shared among all recipients of
+//! a broadcast) and never waits: when a connection's queued bytes would pass
+//! the limit, [`Outbox::push`] fails and the server drops that connection.
+//! [`write_loop`] drains the queue with vectored writes, many frames per
+//! system call.
+//!
+//! Hand-written rather than a tokio channel because the bound is in bytes, not
+//! in frames, and the writer takes everything queued at once (double
+//! buffering), which a channel cannot hand over.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Mutex;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Most frames handed to one vectored write.
+const FRAMES_PER_WRITE_MAX: usize = 64;
+
+/// A writer's local queue keeps at most this much capacity while idle.
+const IDLE_CAPACITY_MAX: usize = 16;
+
+/// Why a frame was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// Queuing it would pass the byte limit: the peer does not read.
+    Full,
+    /// The connection is closing; nothing more is sent.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// Write what is queued, then close.
+    AfterFlush,
+    /// Close without writing anything more.
+    Now,
+}
+
+#[derive(Debug)]
+struct State {
+    frames: VecDeque<Bytes>,
+    /// Bytes queued here plus bytes the writer took but has not written yet.
+    bytes: usize,
+    closing: Closing,
+}
+
+/// The outbound queue of one connection.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    wake_writer: Notify,
+    bytes_max: usize,
+}
+
+impl Outbox {
+    /// An empty queue that holds at most `bytes_max` bytes.
+    pub fn new(bytes_max: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                bytes: 0,
+                closing: Closing::Open,
+            }),
+            wake_writer: Notify::new(),
+            bytes_max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Invariant: no code panics while holding this lock (it only moves
+        // queue entries and counters), so it is never poisoned.
+        self.state.lock().expect("outbox lock poisoned")
+    }
+
+    /// Queues a frame without waiting.
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.closing != Closing::Open {
+            return Err(PushError::Closed);
+        }
+        if state.bytes + frame.len() > self.bytes_max {
+            return Err(PushError::Full);
+        }
+        state.bytes += frame.len();
+        state.frames.push_back(frame);
+        let was_empty = state.frames.len() == 1;
+        drop(state);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops accepting frames; with `flush` the writer first writes what is
+    /// queued, without it the writer stops at once.
+    pub fn close(&self, flush: bool) {
+        let mut state = self.lock();
+        state.closing = match (state.closing, flush) {
+            (Closing::Now, _) | (_, false) => Closing::Now,
+            (_, true) => Closing::AfterFlush,
+        };
+        drop(state);
+        self.wake_writer.notify_one();
+    }
+
+    /// Bytes queued or being written.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The byte limit.
+    pub fn bytes_max(&self) -> usize {
+        self.bytes_max
+    }
+
+    /// True once [`Outbox::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closing != Closing::Open
+    }
+
+    /// Waits for frames to write and swaps them into `local` (which must be
+    /// empty). Returns false when the writer should stop.
+    async fn take(&self, local: &mut VecDeque<Bytes>) -> bool {
+        debug_assert!(local.is_empty());
+        loop {
+            {
+                let mut state = self.lock();
+                match state.closing {
+                    Closing::Now => return false,
+                    _ if !state.frames.is_empty() => {
+                        std::mem::swap(&mut state.frames, local);
+                        return true;
+                    }
+                    Closing::AfterFlush => return false,
+                    Closing::Open => {}
+                }
+            }
+            self.wake_writer.notified().await;
+        }
+    }
+
+    fn written(&self, bytes: usize) -> bool {
+        let mut state = self.lock();
+        assert!(state.bytes >= bytes, "wrote more than was queued");
+        state.bytes -= bytes;
+        state.closing != Closing::Now
+    }
+}
+
+/// Writes everything pushed into `outbox` to `writer` until the outbox is
+/// closed (after flushing, if asked), then shuts the writer down.
+///
+/// Returns an error if a write fails. A write blocked by a peer that does not
+/// read stays blocked: the caller must drop this future once the outbox is
+/// closed with `flush == false`.
+pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -> io::Result<()> {
+    let mut local = VecDeque::new();
+    while outbox.take(&mut local).await {
+        while !local.is_empty() {
+            let mut slices = [IoSlice::new(&[]); FRAMES_PER_WRITE_MAX];
+            let count = local.len().min(FRAMES_PER_WRITE_MAX);
+            for (slice, frame) in slices.iter_mut().zip(&local) {
+                *slice = IoSlice::new(frame);
+            }
+            let written = writer.write_vectored(&slices[..count]).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            consume(&mut local, written);
+            if !outbox.written(written) {
+                return Ok(());
+            }
+        }
+        writer.flush().await?;
+        if local.capacity() > IDLE_CAPACITY_MAX {
+            local.shrink_to(IDLE_CAPACITY_MAX);
+        }
+    }
+    writer.shutdown().await
+}
+
+/// Removes `written` bytes from the front of `frames`.
+fn consume(frames: &mut VecDeque<Bytes>, mut written: usize) {
+    while written > 0 {
+        // Invariant: the writer never reports more bytes than it was given.
+        let front = frames.front_mut().expect("written bytes were queued");
+        if front.len() <= written {
+            written -= front.len();
+            frames.pop_front();
+        } else {
+            front.advance(written);
+            written = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_refuses_past_the_byte_limit_and_after_close() {
+        let outbox = Outbox::new(10);
+        assert_eq!(outbox.push(Bytes::from_static(b"123456")), Ok(()));
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"12345")),
+            Err(PushError::Full)
+        );
+        assert_eq!(outbox.push(Bytes::from_static(b"1234")), Ok(()));
+        assert_eq!(outbox.queued_bytes(), 10);
+        outbox.close(true);
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"1")),
+            Err(PushError::Closed)
+        );
+    }
+
+    #[test]
+    fn consume_handles_partial_frames() {
+        let mut frames: VecDeque<Bytes> = [&b"abc"[..], b"de", b"f"]
+            .into_iter()
+            .map(Bytes::from_static)
+            .collect();
+        consume(&mut frames, 4);
+        assert_eq!(
+            frames,
+            vec![Bytes::from_static(b"e"), Bytes::from_static(b"f")]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_flushes_in_order_then_shuts_down() {
+        let outbox = Outbox::new(1000);
+        let (client, mut server) = tokio::io::duplex(4);
+        for frame in ["one\n", "two\n", "three\n"] {
+            outbox
+                .push(Bytes::from_static(frame.as_bytes()))
+                .expect("room left");
+        }
+        outbox.close(true);
+        let reading = async {
+            let mut received = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received)
+                .await
+                .expect("duplex read");
+            received
+        };
+        let (written, received) = tokio::join!(write_loop(client, &outbox), reading);
+        written.expect("writes succeed");
+        assert_eq!(received, b"one\ntwo\nthree\n");
+        assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_without_flush_drops_what_is_queued() {
+        let outbox = Outbox::new(1000);
+        let (client, mut server) = tokio::io::duplex(64);
+        outbox
+            .push(Bytes::from_static(b"never\n"))
+            .expect("room left");
+        outbox.close(false);
+        write_loop(client, &outbox).await.expect("nothing to write");
+        let mut received = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received)
+            .await
+            .expect("duplex read");
+        assert!(received.is_empty());
+    }
+}

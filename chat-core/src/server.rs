@@ -1,0 +1,323 @@
+//! The server driver: accepts connections on any [`Network`] and runs the
+//! [`Rooms`] state machine over them.
+//!
+//! One task per connection reads frames and writes its [`Outbox`]; a ticker
+//! task feeds time to the state machine. The state machine and the registry of
+//! outboxes sit behind one mutex that is never held across an `.await`, so
+//! the room never waits for a connection: a broadcast only pushes shared bytes
+//! into each recipient's bounded queue.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chat_net::{Connection, Listener, NetError, Network};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::outbox::{Outbox, PushError, write_loop};
+use crate::protocol::{ClientFrame, FRAME_BYTES_MAX};
+use crate::reader::FrameReader;
+use crate::room::{Action, CloseReason, ConnectionId, Notice, RoomConfig, Rooms, Stats};
+
+/// Everything the server can be configured with.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The room state machine's limits and timeouts.
+    pub room: RoomConfig,
+    /// Most bytes queued for one connection before it is dropped.
+    pub queue_bytes_max: usize,
+    /// How often time is fed to the state machine.
+    pub tick: Duration,
+    /// How long shutdown waits for queues to be written.
+    pub shutdown_flush_timeout: Duration,
+    /// Pause after a failed accept (for example, out of file descriptors).
+    pub accept_backoff: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            room: RoomConfig::default(),
+            queue_bytes_max: 1024 * 1024,
+            tick: Duration::from_millis(250),
+            shutdown_flush_timeout: Duration::from_secs(5),
+            accept_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// How long a connection closed by the server keeps draining its input.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// How a connection task's main loop ended.
+enum Ending {
+    /// The state machine closed it at once.
+    Aborted,
+    /// The peer closed its side.
+    PeerClosed,
+    /// The server closed it after writing everything queued.
+    Flushed(std::io::Result<()>),
+}
+
+/// The outbound side of one connection, as the state machine's actions see it.
+struct ConnectionHandle {
+    outbox: Outbox,
+    /// Cancelled when the connection must stop at once.
+    abort: CancellationToken,
+}
+
+struct State {
+    rooms: Rooms,
+    connections: BTreeMap<ConnectionId, Arc<ConnectionHandle>>,
+    next_connection: u64,
+}
+
+/// What the tasks of one server share.
+struct Shared {
+    state: Mutex<State>,
+    config: ServerConfig,
+    start: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Invariant: the state machine panics only on a broken invariant, and
+        // then the whole server is wrong anyway; a poisoned lock is a bug.
+        self.state.lock().expect("server state lock poisoned")
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Runs `event` on the state machine and carries out what it asks.
+    fn handle(&self, event: impl FnOnce(&mut Rooms, Duration)) {
+        let now = self.now();
+        let mut state = self.lock();
+        event(&mut state.rooms, now);
+        state.carry_out(now);
+    }
+}
+
+impl State {
+    /// Carries out every pending action. A connection whose queue is full is
+    /// reported back to the state machine, which may produce more actions.
+    fn carry_out(&mut self, now: Duration) {
+        let mut overflowed = Vec::new();
+        loop {
+            while let Some(action) = self.rooms.poll_action() {
+                match action {
+                    Action::Send { to, frame } => {
+                        if let Some(handle) = self.connections.get(&to)
+                            && handle.outbox.push(frame) == Err(PushError::Full)
+                        {
+                            overflowed.push(to);
+                        }
+                    }
+                    Action::Broadcast { room, frame } => {
+                        for to in self.rooms.recipients(room) {
+                            let Some(handle) = self.connections.get(&to) else {
+                                continue;
+                            };
+                            if handle.outbox.push(frame.clone()) == Err(PushError::Full) {
+                                overflowed.push(to);
+                            }
+                        }
+                    }
+                    Action::Close { connection, flush } => {
+                        if let Some(handle) = self.connections.get(&connection) {
+                            handle.outbox.close(flush);
+                            if !flush {
+                                handle.abort.cancel();
+                            }
+                        }
+                    }
+                    Action::Log(notice) => log(&notice),
+                }
+            }
+            if overflowed.is_empty() {
+                return;
+            }
+            for connection in overflowed.drain(..) {
+                self.rooms
+                    .handle_connection_closed(connection, CloseReason::QueueOverflow, now);
+            }
+        }
+    }
+}
+
+fn log(notice: &Notice) {
+    if notice.is_info() {
+        tracing::info!("{notice}");
+    } else {
+        tracing::debug!("{notice}");
+    }
+}
+
+/// A running server's view for tests: its mechanism counters.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// The state machine's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().rooms.stats()
+    }
+
+    /// The server's incarnation id.
+    pub fn incarnation(&self) -> String {
+        self.shared.lock().rooms.incarnation().to_owned()
+    }
+}
+
+/// Runs a server on `listener` until `shutdown` completes, then tells every
+/// client, flushes their queues (for at most the configured time) and returns.
+///
+/// `seed` decides session tokens and the incarnation id. `on_start` receives a
+/// handle for observing the server (tests, simulations).
+pub async fn run<N: Network>(
+    listener: N::Listener,
+    config: ServerConfig,
+    seed: u64,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(ServerHandle),
+) -> Result<(), NetError> {
+    tracing::info!("Server is starting...");
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!("Listening on {addr}."),
+        Err(error) => tracing::warn!("Cannot tell the listening address: {error}."),
+    }
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            rooms: Rooms::new(config.room.clone(), seed),
+            connections: BTreeMap::new(),
+            next_connection: 1,
+        }),
+        config,
+        start: Instant::now(),
+    });
+    on_start(ServerHandle {
+        shared: shared.clone(),
+    });
+    let tasks = TaskTracker::new();
+    let stop_ticking = CancellationToken::new();
+    tasks.spawn(tick_loop(shared.clone(), stop_ticking.clone()));
+    accept_loop::<N>(listener, &shared, &tasks, shutdown).await;
+    shared.handle(|rooms, _| rooms.handle_shutdown());
+    stop_ticking.cancel();
+    tasks.close();
+    if tokio::time::timeout(shared.config.shutdown_flush_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Some clients did not take their last messages in time.");
+    }
+    Ok(())
+}
+
+async fn accept_loop<N: Network>(
+    mut listener: N::Listener,
+    shared: &Arc<Shared>,
+    tasks: &TaskTracker,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(connection) => {
+                let id = {
+                    let mut state = shared.lock();
+                    let id = ConnectionId(state.next_connection);
+                    state.next_connection += 1;
+                    id
+                };
+                tasks.spawn(serve_connection::<N>(shared.clone(), id, connection));
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "{error}; accepting again in {:?}.",
+                    shared.config.accept_backoff
+                );
+                tokio::time::sleep(shared.config.accept_backoff).await;
+            }
+        }
+    }
+}
+
+async fn tick_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(shared.config.tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => shared.handle(|rooms, now| rooms.handle_tick(now)),
+        }
+    }
+}
+
+async fn serve_connection<N: Network>(
+    shared: Arc<Shared>,
+    id: ConnectionId,
+    connection: Connection<N::Reader, N::Writer>,
+) {
+    let handle = Arc::new(ConnectionHandle {
+        outbox: Outbox::new(shared.config.queue_bytes_max),
+        abort: CancellationToken::new(),
+    });
+    {
+        let now = shared.now();
+        let mut state = shared.lock();
+        state.connections.insert(id, handle.clone());
+        state.rooms.handle_connection_opened(id, now);
+        state.carry_out(now);
+    }
+    tracing::debug!(connection = %id, peer = %connection.peer, "accepted");
+    let mut frames = FrameReader::<_, ClientFrame>::new(connection.reader, FRAME_BYTES_MAX);
+    let writing = write_loop(connection.writer, &handle.outbox);
+    tokio::pin!(writing);
+    let mut reading = true;
+    let ending = loop {
+        tokio::select! {
+            biased;
+            () = handle.abort.cancelled() => break Ending::Aborted,
+            result = &mut writing => break Ending::Flushed(result),
+            frame = frames.next(), if reading => match frame {
+                // Frames that arrive while the server closes are dropped.
+                Some(Ok(_)) if handle.outbox.is_closed() => {}
+                Some(Ok(frame)) => shared.handle(|rooms, now| rooms.handle_frame(id, frame, now)),
+                Some(Err(error)) => {
+                    reading = false;
+                    tracing::debug!(connection = %id, %error, "bad input");
+                    shared.handle(|rooms, now| rooms.handle_bad_frame(id, &error, now));
+                }
+                None if handle.outbox.is_closed() => reading = false,
+                None => break Ending::PeerClosed,
+            },
+        }
+    };
+    match ending {
+        Ending::Aborted => {}
+        Ending::PeerClosed => {}
+        Ending::Flushed(Err(error)) => tracing::debug!(connection = %id, %error, "write failed"),
+        Ending::Flushed(Ok(())) if !frames.at_eof() => {
+            // Lingering close: read (and drop) what the peer still sends, so
+            // that closing with unread input does not reset the connection
+            // and destroy the last frames we wrote before the peer reads them.
+            let _ = tokio::time::timeout(LINGER, frames.discard_rest()).await;
+        }
+        Ending::Flushed(Ok(())) => {}
+    }
+    shared.handle(|rooms, now| rooms.handle_connection_closed(id, CloseReason::PeerClosed, now));
+    shared.lock().connections.remove(&id);
+}
