@@ -470,3 +470,6 @@ impl Session {
         self.actions.push_back(SessionAction::Show(line));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,2 @@
+//! Unit tests of the room state machine (no runtime, no I/O).
+use super::*;
