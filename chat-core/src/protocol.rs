@@ -210,8 +210,6 @@ pub enum ErrorCode {
     /// The resume token is unknown or expired, or belongs to another server
     /// incarnation: join afresh.
     SessionUnknown,
-    /// The client did not read fast enough and its outbound queue filled up.
-    QueueOverflow,
 }
 
 /// Why a frame could not be read.

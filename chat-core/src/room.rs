@@ -872,11 +872,20 @@ impl Rooms {
         self.send(connection, &ServerFrame::Error { code, message });
     }
 
-    /// Sends an error and closes the connection once it is written. The
-    /// session, if any, is left to its grace period like any lost connection.
+    /// Sends an error and closes the connection once it is written. A client
+    /// that broke the protocol has no session to come back to: if it had
+    /// joined, it has left.
     fn refuse(&mut self, connection: ConnectionId, code: ErrorCode, message: String) {
         self.send_error(connection, code, &message);
         self.close(connection, true);
+        if let Some(Connection {
+            phase: Phase::Joined(session),
+            ..
+        }) = self.connections.get(&connection)
+        {
+            let session = *session;
+            self.end_session(session);
+        }
     }
 
     fn close(&mut self, connection: ConnectionId, flush: bool) {

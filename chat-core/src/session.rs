@@ -419,15 +419,13 @@ impl Session {
 
     fn leave(&mut self, now: Duration) {
         match self.phase {
-            Phase::Joined | Phase::AwaitingWelcome => {
+            Phase::Joined => {
                 self.show(Line::Disconnecting);
                 self.send(ClientFrame::Leave, now);
                 self.phase = Phase::Leaving;
             }
-            Phase::Connecting => {
-                self.show(Line::Disconnecting);
-                self.finish(EndReason::Left);
-            }
+            // Not in yet: the welcome (or the refusal) decides what happens.
+            Phase::Connecting | Phase::AwaitingWelcome => {}
             Phase::Leaving | Phase::Done => {}
         }
     }

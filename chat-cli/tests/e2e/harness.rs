@@ -1,0 +1,384 @@
+//! Runs the real `chat-cli` binary: a server on port 0, piped clients, and
+//! raw TCP peers that speak the protocol by hand.
+//!
+//! Every wait is for an event (a line of output, an exit), bounded by
+//! [`WAIT`]; a test that times out panics with everything seen so far.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use chat_core::protocol::{self, ClientFrame, ServerFrame};
+
+/// The longest any single wait may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_chat-cli")
+}
+
+/// The lines a child process printed, read by a background thread.
+struct Lines {
+    receiver: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn spawn(output: impl Read + Send + 'static) -> Self {
+        let (sender, receiver) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            receiver,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line for which `wanted` holds; returns it.
+    fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        if let Some(line) = self.seen.iter().find(|line| wanted(line)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.receiver.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "timed out waiting for {what}; seen so far:\n{}",
+                        self.abridged()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("output ended before {what}; seen:\n{}", self.abridged())
+                }
+            }
+        }
+    }
+
+    /// The lines seen, each cut to a readable length.
+    fn abridged(&self) -> String {
+        let cut: Vec<String> = self
+            .seen
+            .iter()
+            .map(|line| line.chars().take(120).collect())
+            .collect();
+        cut.join("\n")
+    }
+
+    fn count(&mut self, wanted: impl Fn(&str) -> bool) -> usize {
+        while let Ok(line) = self.receiver.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.iter().filter(|line| wanted(line)).count()
+    }
+}
+
+/// Waits for a child to exit: first for the end of its output (the event),
+/// bounded by [`WAIT`], then for its status.
+fn wait_exit(child: &mut Child, lines: &mut Lines, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.receiver.recv_timeout(left) {
+            Ok(line) => lines.seen.push(line),
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{what} did not exit in time; output:\n{}", lines.abridged())
+            }
+        }
+    }
+    child.wait().expect("child exit status")
+}
+
+/// A `chat-cli server` process on a free port.
+pub struct Server {
+    child: Child,
+    lines: Lines,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts a server with extra command-line options and waits until it
+    /// listens.
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start chat-cli server");
+        let mut lines = Lines::spawn(child.stdout.take().expect("piped stdout"));
+        let listening = lines.wait_for("the listening address", |line| {
+            line.contains("Listening on ")
+        });
+        let addr = listening
+            .split("Listening on ")
+            .nth(1)
+            .expect("address after the words")
+            .trim_end_matches('.')
+            .to_owned();
+        Self { child, lines, addr }
+    }
+
+    /// Waits for a console message containing `text`.
+    pub fn wait_for_log(&mut self, text: &str) -> String {
+        self.lines.wait_for(text, |line| line.contains(text))
+    }
+
+    /// How many console lines so far contain `text`.
+    pub fn count_log(&mut self, text: &str) -> usize {
+        self.lines.count(|line| line.contains(text))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns the status and the
+    /// console messages (level and timestamp removed).
+    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(killed.success(), "kill -TERM failed");
+        let status = wait_exit(&mut self.child, &mut self.lines, "the server");
+        let lines = self.lines.seen.clone();
+        let messages = lines.iter().map(|line| console_message(line)).collect();
+        (status, messages)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The message of a log line: `2026-...Z  INFO message` gives `message`.
+fn console_message(line: &str) -> String {
+    let message = ["  INFO ", "  WARN ", " ERROR ", " DEBUG "]
+        .iter()
+        .find_map(|level| line.split_once(level).map(|(_, message)| message))
+        .unwrap_or(line);
+    match message.strip_prefix("Listening on ") {
+        Some(_) => "Listening on [address].".to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A `chat-cli client` process with piped standard input and output.
+pub struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines,
+}
+
+impl Client {
+    /// Starts a client of `server` with extra options.
+    pub fn start(server: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["client", "--server", server])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-cli client");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, receiver) = channel();
+        for output in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(output).lines() {
+                    let Ok(line) = line else { return };
+                    if sender.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let lines = Lines {
+            receiver,
+            seen: Vec::new(),
+        };
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Starts a client that joins as `nick` (given with `--nick`).
+    pub fn join(server: &str, nick: &str) -> Self {
+        let mut client = Self::start(server, &["--nick", nick]);
+        client.wait_for("You are now connected to the chatroom.");
+        client
+    }
+
+    /// Types a line.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to the client");
+        stdin.flush().expect("flush to the client");
+    }
+
+    /// Writes raw bytes to standard input.
+    pub fn type_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(bytes).expect("write to the client");
+        stdin.flush().expect("flush to the client");
+    }
+
+    /// Waits until the client shows exactly `line`.
+    pub fn wait_for(&mut self, line: &str) {
+        self.lines.wait_for(line, |seen| seen == line);
+    }
+
+    /// How many shown lines so far are exactly `line`.
+    pub fn count(&mut self, line: &str) -> usize {
+        self.lines.count(|seen| seen == line)
+    }
+
+    /// Closes standard input (end of input).
+    pub fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the exit; returns its code and every line shown.
+    pub fn finish(mut self) -> (Option<i32>, Vec<String>) {
+        self.stdin = None;
+        let status = wait_exit(&mut self.child, &mut self.lines, "the client");
+        (status.code(), self.lines.seen.clone())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A hand-driven protocol peer over a plain TCP socket.
+pub struct RawPeer {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawPeer {
+    /// Connects to the server.
+    pub fn connect(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect to the server");
+        stream
+            .set_read_timeout(Some(WAIT))
+            .expect("set read timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone the socket"));
+        Self { stream, reader }
+    }
+
+    /// Connects and joins the default room as `nick`.
+    pub fn join(addr: &str, nick: &str) -> Self {
+        let mut peer = Self::connect(addr);
+        peer.send(&ClientFrame::Hello {
+            version: protocol::PROTOCOL_VERSION,
+            nick: nick.to_owned(),
+            room: protocol::DEFAULT_ROOM.to_owned(),
+            resume: None,
+        });
+        let welcome = peer.read_frame().expect("a welcome");
+        assert!(
+            matches!(welcome, ServerFrame::Welcome { .. }),
+            "got {welcome:?}"
+        );
+        peer
+    }
+
+    /// Sends a frame.
+    pub fn send(&mut self, frame: &ClientFrame) {
+        self.send_bytes(&protocol::encode(frame));
+    }
+
+    /// Sends raw bytes.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to the server");
+    }
+
+    /// Reads the next frame; `None` at end of stream.
+    pub fn read_frame(&mut self) -> Option<ServerFrame> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(
+                protocol::decode_line(line.trim_end().as_bytes())
+                    .expect("the server sends valid frames"),
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(error) => panic!("reading from the server: {error}"),
+        }
+    }
+
+    /// Reads until the server closes the connection; returns the frames.
+    pub fn read_to_close(&mut self) -> Vec<ServerFrame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.read_frame() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    /// Closes the connection.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Compares `transcript` with `snapshots/<name>.snap` (the one place tests
+/// take snapshots).
+pub fn assert_transcript(name: &str, transcript: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(snapshot_dir());
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(name, transcript));
+}
+
+fn snapshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("snapshots")
+}
+
+/// Resident memory of a process, in KiB, from /proc.
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status")
+}

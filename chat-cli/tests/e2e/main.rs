@@ -1,0 +1,10 @@
+//! End-to-end tests of the real `chat-cli` binary over loopback TCP.
+//!
+//! They time real processes, so nextest runs them one at a time in their own
+//! test group (`.config/nextest.toml`).
+
+mod harness;
+
+mod bad_input;
+mod demo;
+mod slow_reader;
