@@ -57,6 +57,35 @@ pub struct ClientArgs {
     heartbeat_timeout: Duration,
 }
 
+/// How long the line editor gets to draw the last lines before exit.
+const EDITOR_DRAW_GRACE: Duration = Duration::from_millis(100);
+
+/// Saving and restoring the terminal's settings (raw mode off).
+#[cfg(unix)]
+mod terminal {
+    use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
+
+    pub fn save() -> Option<Termios> {
+        tcgetattr(std::io::stdin()).ok()
+    }
+
+    pub fn restore(saved: Option<Termios>) {
+        if let Some(saved) = saved {
+            // Best effort: the terminal may be gone.
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &saved);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod terminal {
+    pub fn save() -> Option<()> {
+        None
+    }
+
+    pub fn restore(_saved: Option<()>) {}
+}
+
 /// Where incoming lines are printed.
 enum Screen {
     /// Above the line being edited.
@@ -105,6 +134,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let (lines, input) = mpsc::channel(1);
+    let saved_terminal = terminal::save();
     let mut screen = Screen::Plain;
     match editor.map(|mut editor| (editor.create_external_printer(), editor)) {
         Some((Ok(printer), editor)) => {
@@ -132,9 +162,16 @@ pub fn main(args: ClientArgs) -> ExitCode {
         input,
         |line: &Line| screen.show(&line.to_string()),
     ));
+    if matches!(screen, Screen::Editor(_)) {
+        // The line editor draws incoming lines on its own thread, which is
+        // blocked reading the keyboard and cannot be stopped: give it a
+        // moment to draw the last lines, then undo its raw mode ourselves.
+        std::thread::sleep(EDITOR_DRAW_GRACE);
+        terminal::restore(saved_terminal);
+        // Leave whatever was half typed (and never sent) on its own line.
+        println!();
+    }
     let _ = io::stdout().flush();
-    // The input thread may be blocked reading the terminal: exit the process
-    // rather than wait for it.
     std::process::exit(exit_code(outcome));
 }
 
