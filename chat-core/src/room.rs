@@ -261,8 +261,8 @@ struct Session {
     token: String,
     connection: Option<ConnectionId>,
     detached_since: Duration,
-    /// Highest client message id accepted.
-    last_id: u64,
+    /// Highest client message id accepted, if any.
+    last_id: Option<u64>,
     /// (client id, seq) of recent accepted messages, oldest first.
     acks: VecDeque<(u64, Seq)>,
 }
@@ -574,7 +574,7 @@ impl Rooms {
                 token: token.clone(),
                 connection: None,
                 detached_since: Duration::ZERO,
-                last_id: 0,
+                last_id: None,
                 acks: VecDeque::new(),
             },
         );
@@ -620,6 +620,8 @@ impl Rooms {
     /// were sent.
     fn replay(&mut self, connection: ConnectionId, room: RoomId, last_seq: Seq) -> usize {
         let state = &self.rooms[room.0];
+        // A client cannot have seen events that do not exist yet.
+        let last_seq = last_seq.min(state.last_seq);
         let oldest_kept = state
             .history
             .front()
@@ -667,7 +669,7 @@ impl Rooms {
         if let Err(error) = protocol::validate_text(&text, self.config.text_bytes_max) {
             return self.refuse(connection, ErrorCode::TextInvalid, error.to_string());
         }
-        if id <= session.last_id {
+        if session.last_id.is_some_and(|last_id| id <= last_id) {
             // A retry of a message already accepted: ack it again, once more
             // with its sequence number, and deliver nothing.
             self.stats.dedup_hits += 1;
@@ -684,7 +686,7 @@ impl Rooms {
         let seq = self.next_seq(room);
         let nick = session.nick.clone();
         let session = self.sessions.get_mut(&session_id).expect("looked up above");
-        session.last_id = id;
+        session.last_id = Some(id);
         session.acks.push_back((id, seq));
         if session.acks.len() > self.config.acks_remembered_max {
             session.acks.pop_front();

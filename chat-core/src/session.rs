@@ -266,18 +266,15 @@ impl Session {
         self.last_heard = now;
         match frame {
             ServerFrame::Welcome { text_bytes_max, .. } => self.handle_welcome(text_bytes_max, now),
-            ServerFrame::Joined { seq, nick, .. } => self.handle_event(seq, Line::Joined(nick)),
-            ServerFrame::Left { seq, nick, .. } => self.handle_event(seq, Line::Left(nick)),
+            ServerFrame::Joined { seq, nick, .. } => {
+                self.handle_event(seq, Line::Joined(nick), now)
+            }
+            ServerFrame::Left { seq, nick, .. } => self.handle_event(seq, Line::Left(nick), now),
             ServerFrame::Message {
                 seq, nick, text, ..
-            } => self.handle_event(seq, Line::Message { nick, text }),
+            } => self.handle_event(seq, Line::Message { nick, text }, now),
             ServerFrame::Ack { id, .. } => self.handle_ack(id, now),
-            ServerFrame::Gap { from, to, .. } => {
-                if to > self.last_seq {
-                    self.show(Line::Gap(to + 1 - from.max(self.last_seq + 1)));
-                    self.last_seq = to;
-                }
-            }
+            ServerFrame::Gap { from, to, .. } => self.handle_gap(from, to),
             ServerFrame::Heartbeat => {}
             ServerFrame::Bye => {
                 self.actions.push_back(SessionAction::Disconnect);
@@ -319,9 +316,7 @@ impl Session {
     /// acknowledged.
     pub fn handle_input_closed(&mut self, now: Duration) {
         self.input_closed = true;
-        if self.unacked.is_empty() {
-            self.leave(now);
-        }
+        self.leave_when_done(now);
     }
 
     /// Time passed: send a heartbeat if due, give up on a silent server.
@@ -369,12 +364,10 @@ impl Session {
         for frame in pending {
             self.send(frame, now);
         }
-        if self.input_closed && self.unacked.is_empty() {
-            self.leave(now);
-        }
+        self.leave_when_done(now);
     }
 
-    fn handle_event(&mut self, seq: Seq, line: Line) {
+    fn handle_event(&mut self, seq: Seq, line: Line, now: Duration) {
         if seq <= self.last_seq {
             return; // Already shown (a replay overlapping what we saw).
         }
@@ -388,6 +381,15 @@ impl Session {
         if own_join {
             self.awaiting_own_join = false;
             self.show(Line::YouAreConnected);
+            self.leave_when_done(now);
+        }
+    }
+
+    fn handle_gap(&mut self, from: Seq, to: Seq) {
+        let first_missing = from.max(self.last_seq.saturating_add(1));
+        if to >= first_missing {
+            self.show(Line::Gap(to - first_missing + 1));
+            self.last_seq = to;
         }
     }
 
@@ -396,9 +398,7 @@ impl Session {
             // Acks come in order; anything older was acked already.
             self.unacked.drain(..=position);
         }
-        if self.input_closed && self.unacked.is_empty() && self.phase == Phase::Joined {
-            self.leave(now);
-        }
+        self.leave_when_done(now);
     }
 
     fn handle_error(&mut self, code: ErrorCode, message: String) {
@@ -414,6 +414,14 @@ impl Session {
                 self.finish(EndReason::Refused(code));
             }
             _ => self.show(Line::ServerError(message)),
+        }
+    }
+
+    /// Leaves once the user is done (`.exit` or end of input), everything
+    /// typed is acknowledged, and the user has seen themselves join.
+    fn leave_when_done(&mut self, now: Duration) {
+        if self.input_closed && self.unacked.is_empty() && !self.awaiting_own_join {
+            self.leave(now);
         }
     }
 
