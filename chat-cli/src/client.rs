@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  left the chat, every message delivered
-  1  the connection was lost or the server shut down
+  1  the connection was lost for good (no reconnect within --reconnect-give-up)
   2  bad command line or nickname
   3  the server could not be reached
   4  the server refused the nickname (taken or invalid) or the protocol version
@@ -55,6 +55,11 @@ pub struct ClientArgs {
     /// Consider the server gone after this long without hearing from it.
     #[arg(long, env = "CHAT_HEARTBEAT_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     heartbeat_timeout: Duration,
+
+    /// After losing the connection, keep trying to reconnect (with growing
+    /// pauses, up to 5 s) for this long before giving up.
+    #[arg(long, env = "CHAT_RECONNECT_GIVE_UP", default_value = "2m", value_parser = humantime::parse_duration)]
+    reconnect_give_up: Duration,
 }
 
 /// How long the line editor gets to draw the last lines before exit.
@@ -180,6 +185,8 @@ fn client_config(args: &ClientArgs, nick: String) -> ClientConfig {
     config.session.room = args.room.clone();
     config.session.heartbeat_interval = args.heartbeat_interval;
     config.session.heartbeat_timeout = args.heartbeat_timeout;
+    config.session.reconnect_give_up = args.reconnect_give_up;
+    config.session.seed = rand::random();
     config.connect_timeout = args.connect_timeout;
     config
 }

@@ -11,8 +11,26 @@
 //! - [`server`] and [`client`]: the async drivers that feed the state machines
 //!   from the network and carry out their actions.
 
+// `planted!(Bug)` is true only when that deliberate bug is switched on in a
+// build with `--cfg chat_planted` (`just sim-planted`); otherwise it is the
+// constant `false` and the buggy paths vanish.
+#[cfg(chat_planted)]
+macro_rules! planted {
+    ($bug:ident) => {
+        $crate::planted::is_active($crate::planted::Bug::$bug)
+    };
+}
+#[cfg(not(chat_planted))]
+macro_rules! planted {
+    ($bug:ident) => {
+        false
+    };
+}
+
 pub mod client;
 pub mod outbox;
+#[cfg(chat_planted)]
+pub mod planted;
 pub mod protocol;
 pub mod reader;
 pub mod room;

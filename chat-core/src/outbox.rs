@@ -78,23 +78,23 @@ impl Outbox {
         self.state.lock().expect("outbox lock poisoned")
     }
 
-    /// Queues a frame without waiting.
-    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+    /// Queues a frame without waiting; returns the bytes now queued.
+    pub fn push(&self, frame: Bytes) -> Result<usize, PushError> {
         let mut state = self.lock();
         if state.closing != Closing::Open {
             return Err(PushError::Closed);
         }
-        if state.bytes + frame.len() > self.bytes_max {
+        if state.bytes + frame.len() > self.bytes_max && !planted!(UnboundedQueue) {
             return Err(PushError::Full);
         }
         state.bytes += frame.len();
         state.frames.push_back(frame);
-        let was_empty = state.frames.len() == 1;
+        let (queued, was_empty) = (state.bytes, state.frames.len() == 1);
         drop(state);
         if was_empty {
             self.wake_writer.notify_one();
         }
-        Ok(())
+        Ok(queued)
     }
 
     /// Stops accepting frames; with `flush` the writer first writes what is
@@ -207,12 +207,12 @@ mod tests {
     #[test]
     fn push_refuses_past_the_byte_limit_and_after_close() {
         let outbox = Outbox::new(10);
-        assert_eq!(outbox.push(Bytes::from_static(b"123456")), Ok(()));
+        assert_eq!(outbox.push(Bytes::from_static(b"123456")), Ok(6));
         assert_eq!(
             outbox.push(Bytes::from_static(b"12345")),
             Err(PushError::Full)
         );
-        assert_eq!(outbox.push(Bytes::from_static(b"1234")), Ok(()));
+        assert_eq!(outbox.push(Bytes::from_static(b"1234")), Ok(10));
         assert_eq!(outbox.queued_bytes(), 10);
         outbox.close(true);
         assert_eq!(

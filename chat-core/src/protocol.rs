@@ -101,6 +101,12 @@ pub enum ServerFrame {
         incarnation: String,
         /// True when this welcome resumes an earlier session.
         resumed: bool,
+        /// The events this connection gets start after this sequence number
+        /// (on a fresh join: the room's last event before the join).
+        last_seq: Seq,
+        /// On a resume: how many missed events follow (after a `gap`, if
+        /// history no longer holds them all).
+        replayed: u64,
         /// The server sends a heartbeat at least this often (milliseconds).
         heartbeat_interval_ms: u64,
         /// The server drops a connection silent for this long (milliseconds).
@@ -644,16 +650,31 @@ mod tests {
                 any::<bool>(),
                 any::<u64>(),
                 any::<u64>(),
-                any::<usize>()
+                any::<usize>(),
+                any::<u64>(),
+                any::<u64>()
             )
                 .prop_map(
-                    |(version, room, token, incarnation, resumed, interval, timeout, text_max)| {
+                    |(
+                        version,
+                        room,
+                        token,
+                        incarnation,
+                        resumed,
+                        interval,
+                        timeout,
+                        text_max,
+                        last_seq,
+                        replayed,
+                    )| {
                         ServerFrame::Welcome {
                             version,
                             room,
                             token,
                             incarnation,
                             resumed,
+                            last_seq,
+                            replayed,
                             heartbeat_interval_ms: interval,
                             heartbeat_timeout_ms: timeout,
                             text_bytes_max: text_max,

@@ -267,6 +267,14 @@ struct Session {
     acks: VecDeque<(u64, Seq)>,
 }
 
+/// How a hello was welcomed.
+enum Welcomed {
+    /// A fresh join; events after `last_seq` follow.
+    Joined { last_seq: Seq },
+    /// A resume; `replayed` events after `last_seq` follow.
+    Resumed { last_seq: Seq, replayed: usize },
+}
+
 #[derive(Debug)]
 struct Room {
     name: String,
@@ -448,7 +456,19 @@ impl Rooms {
         });
         let nick = match state.phase {
             Phase::AwaitingHello => None,
-            Phase::Joined(session) => Some(self.detach(session, connection, now)),
+            Phase::Joined(session) => {
+                let nick = self.detach(session, connection, now);
+                if planted!(DoubleLeave) {
+                    let room = self.sessions[&session].room;
+                    let event = ServerFrame::Left {
+                        room: self.rooms[room.0].name.clone(),
+                        seq: self.next_seq(room),
+                        nick: nick.clone(),
+                    };
+                    self.append(room, &event);
+                }
+                Some(nick)
+            }
         };
         match reason {
             CloseReason::QueueOverflow => self.stats.slow_readers_dropped += 1,
@@ -558,7 +578,7 @@ impl Rooms {
             let message = format!("this server holds at most {} rooms", self.config.rooms_max);
             return self.refuse(connection, ErrorCode::RoomInvalid, message);
         };
-        if self.rooms[room.0].members.contains_key(&nick) {
+        if self.rooms[room.0].members.contains_key(&nick) && !planted!(NickUniqueness) {
             let message = format!("the nickname {nick} is already taken in this room");
             return self.refuse(connection, ErrorCode::NickTaken, message);
         }
@@ -581,8 +601,13 @@ impl Rooms {
         self.rooms[room.0].members.insert(nick.clone(), session);
         self.attach(session, connection);
         self.log(Notice::Nickname(nick.clone()));
-        self.send_welcome(connection, room, token, false);
         let seq = self.next_seq(room);
+        self.send_welcome(
+            connection,
+            room,
+            token,
+            Welcomed::Joined { last_seq: seq - 1 },
+        );
         self.append(
             room,
             &ServerFrame::Joined {
@@ -603,22 +628,42 @@ impl Rooms {
         let session = &self.sessions[&session_id];
         let (room, token, older) = (session.room, session.token.clone(), session.connection);
         if let Some(older) = older {
+            if planted!(NoEviction) {
+                self.send_error(connection, ErrorCode::SessionUnknown, "session in use");
+                return;
+            }
             // A one-way partition can leave the older connection half open.
             self.evict(session_id, older, now);
         }
         self.attach(session_id, connection);
-        self.send_welcome(connection, room, token, true);
-        let replayed = self.replay(connection, room, last_seq);
+        let (last_seq, gap, events) = self.missed_events(room, last_seq);
+        let replayed = events.len();
+        self.send_welcome(
+            connection,
+            room,
+            token,
+            Welcomed::Resumed { last_seq, replayed },
+        );
+        if let Some(gap) = gap {
+            self.stats.gap_notices += 1;
+            self.send(connection, &gap);
+        }
+        for frame in events {
+            self.actions.push_back(Action::Send {
+                to: connection,
+                frame,
+            });
+        }
         self.stats.resumes += 1;
         self.stats.replayed_events += replayed as u64;
         let nick = self.sessions[&session_id].nick.clone();
         self.log(Notice::Resumed { nick, replayed });
     }
 
-    /// Sends the events after `last_seq` that history still holds, preceded
-    /// by a gap notice for those it no longer holds. Returns how many events
-    /// were sent.
-    fn replay(&mut self, connection: ConnectionId, room: RoomId, last_seq: Seq) -> usize {
+    /// What a client that saw events up to `last_seq` missed: `last_seq`
+    /// itself made sane, a gap notice for the events history no longer
+    /// holds, and the encoded events it still holds.
+    fn missed_events(&self, room: RoomId, last_seq: Seq) -> (Seq, Option<ServerFrame>, Vec<Bytes>) {
         let state = &self.rooms[room.0];
         // A client cannot have seen events that do not exist yet.
         let last_seq = last_seq.min(state.last_seq);
@@ -626,30 +671,18 @@ impl Rooms {
             .history
             .front()
             .map_or(state.last_seq + 1, |(seq, _)| *seq);
-        let mut frames = Vec::new();
-        if last_seq + 1 < oldest_kept {
-            let gap = ServerFrame::Gap {
-                room: state.name.clone(),
-                from: last_seq + 1,
-                to: oldest_kept - 1,
-            };
-            frames.push(protocol::encode(&gap));
-            self.stats.gap_notices += 1;
-        }
-        let replayed: Vec<Bytes> = state
+        let gap = (last_seq + 1 < oldest_kept).then(|| ServerFrame::Gap {
+            room: state.name.clone(),
+            from: last_seq + 1,
+            to: oldest_kept - 1,
+        });
+        let events = state
             .history
             .iter()
-            .filter(|(seq, _)| *seq > last_seq)
+            .filter(|(seq, _)| *seq > last_seq + u64::from(planted!(ReplayOffByOne)))
             .map(|(_, frame)| frame.clone())
             .collect();
-        let count = replayed.len();
-        for frame in frames.into_iter().chain(replayed) {
-            self.actions.push_back(Action::Send {
-                to: connection,
-                frame,
-            });
-        }
-        count
+        (last_seq, gap, events)
     }
 
     fn handle_send(
@@ -669,7 +702,7 @@ impl Rooms {
         if let Err(error) = protocol::validate_text(&text, self.config.text_bytes_max) {
             return self.refuse(connection, ErrorCode::TextInvalid, error.to_string());
         }
-        if session.last_id.is_some_and(|last_id| id <= last_id) {
+        if session.last_id.is_some_and(|last_id| id <= last_id) && !planted!(NoDedup) {
             // A retry of a message already accepted: ack it again, once more
             // with its sequence number, and deliver nothing.
             self.stats.dedup_hits += 1;
@@ -842,14 +875,20 @@ impl Rooms {
         connection: ConnectionId,
         room: RoomId,
         token: String,
-        resumed: bool,
+        welcomed: Welcomed,
     ) {
+        let (resumed, last_seq, replayed) = match welcomed {
+            Welcomed::Joined { last_seq } => (false, last_seq, 0),
+            Welcomed::Resumed { last_seq, replayed } => (true, last_seq, replayed as u64),
+        };
         let welcome = ServerFrame::Welcome {
             version: PROTOCOL_VERSION,
             room: self.rooms[room.0].name.clone(),
             token,
             incarnation: self.incarnation.clone(),
             resumed,
+            last_seq,
+            replayed,
             heartbeat_interval_ms: duration_ms(self.config.heartbeat_interval),
             heartbeat_timeout_ms: duration_ms(self.config.heartbeat_timeout),
             text_bytes_max: self.config.text_bytes_max,

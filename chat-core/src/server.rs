@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chat_net::{Connection, Listener, NetError, Network};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,22 @@ struct State {
     rooms: Rooms,
     connections: BTreeMap<ConnectionId, Arc<ConnectionHandle>>,
     next_connection: u64,
+    /// Most bytes ever queued for one connection.
+    queued_bytes_peak: usize,
+    observer: Option<Observer>,
+}
+
+/// Called with every room event and console notice (see
+/// [`ServerHandle::set_observer`]).
+type Observer = Box<dyn FnMut(Observed<'_>) + Send>;
+
+/// What a server observer (a test or a simulation) is shown.
+#[derive(Debug)]
+pub enum Observed<'a> {
+    /// A room event (joined, left, message), encoded, as broadcast.
+    Event(&'a Bytes),
+    /// A console notice.
+    Notice(&'a Notice),
 }
 
 /// What the tasks of one server share.
@@ -110,21 +127,25 @@ impl State {
         loop {
             while let Some(action) = self.rooms.poll_action() {
                 match action {
-                    Action::Send { to, frame } => {
-                        if let Some(handle) = self.connections.get(&to)
-                            && handle.outbox.push(frame) == Err(PushError::Full)
-                        {
-                            overflowed.push(to);
-                        }
-                    }
+                    Action::Send { to, frame } => push(
+                        &self.connections,
+                        &mut self.queued_bytes_peak,
+                        to,
+                        frame,
+                        &mut overflowed,
+                    ),
                     Action::Broadcast { room, frame } => {
+                        if let Some(observer) = self.observer.as_mut() {
+                            observer(Observed::Event(&frame));
+                        }
                         for to in self.rooms.recipients(room) {
-                            let Some(handle) = self.connections.get(&to) else {
-                                continue;
-                            };
-                            if handle.outbox.push(frame.clone()) == Err(PushError::Full) {
-                                overflowed.push(to);
-                            }
+                            push(
+                                &self.connections,
+                                &mut self.queued_bytes_peak,
+                                to,
+                                frame.clone(),
+                                &mut overflowed,
+                            );
                         }
                     }
                     Action::Close { connection, flush } => {
@@ -135,7 +156,12 @@ impl State {
                             }
                         }
                     }
-                    Action::Log(notice) => log(&notice),
+                    Action::Log(notice) => {
+                        if let Some(observer) = self.observer.as_mut() {
+                            observer(Observed::Notice(&notice));
+                        }
+                        log(&notice);
+                    }
                 }
             }
             if overflowed.is_empty() {
@@ -146,6 +172,26 @@ impl State {
                     .handle_connection_closed(connection, CloseReason::QueueOverflow, now);
             }
         }
+    }
+}
+
+/// Queues a frame for one connection; notes the connection if its queue is
+/// full. (A free function, so that it can run while the room's recipients are
+/// borrowed.)
+fn push(
+    connections: &BTreeMap<ConnectionId, Arc<ConnectionHandle>>,
+    queued_bytes_peak: &mut usize,
+    to: ConnectionId,
+    frame: Bytes,
+    overflowed: &mut Vec<ConnectionId>,
+) {
+    let Some(handle) = connections.get(&to) else {
+        return;
+    };
+    match handle.outbox.push(frame) {
+        Ok(queued) => *queued_bytes_peak = (*queued_bytes_peak).max(queued),
+        Err(PushError::Full) => overflowed.push(to),
+        Err(PushError::Closed) => {}
     }
 }
 
@@ -173,6 +219,17 @@ impl ServerHandle {
     pub fn incarnation(&self) -> String {
         self.shared.lock().rooms.incarnation().to_owned()
     }
+
+    /// Most bytes ever queued for one connection.
+    pub fn queued_bytes_peak(&self) -> usize {
+        self.shared.lock().queued_bytes_peak
+    }
+
+    /// Calls `observer` with every room event and console notice, under the
+    /// server's lock (keep it short).
+    pub fn set_observer(&self, observer: impl FnMut(Observed<'_>) + Send + 'static) {
+        self.shared.lock().observer = Some(Box::new(observer));
+    }
 }
 
 /// Runs a server on `listener` until `shutdown` completes, then tells every
@@ -197,6 +254,8 @@ pub async fn run<N: Network>(
             rooms: Rooms::new(config.room.clone(), seed),
             connections: BTreeMap::new(),
             next_connection: 1,
+            queued_bytes_peak: 0,
+            observer: None,
         }),
         config,
         start: Instant::now(),

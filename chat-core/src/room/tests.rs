@@ -271,6 +271,25 @@ fn error_codes(frames: &[ServerFrame]) -> Vec<ErrorCode> {
         .collect()
 }
 
+/// What a welcome says about the events that follow it:
+/// (resumed, last_seq, replayed).
+fn welcome_says(frame: Option<&ServerFrame>) -> (bool, Seq, u64) {
+    match frame {
+        Some(ServerFrame::Welcome {
+            resumed,
+            last_seq,
+            replayed,
+            ..
+        }) => (*resumed, *last_seq, *replayed),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+/// The sequence numbers of the events among `frames`, in order.
+fn event_seqs(frames: &[ServerFrame]) -> Vec<Seq> {
+    frames.iter().filter_map(ServerFrame::event_seq).collect()
+}
+
 fn position(outs: &[Out], wanted: &Out) -> usize {
     outs.iter()
         .position(|out| out == wanted)
@@ -304,11 +323,15 @@ fn a_join_welcomes_the_joiner_and_broadcasts_joined_with_seq_1() {
             token,
             incarnation,
             resumed,
+            last_seq,
+            replayed,
             heartbeat_interval_ms,
             heartbeat_timeout_ms,
             text_bytes_max,
         } => {
             assert_eq!(*version, PROTOCOL_VERSION);
+            assert_eq!(*last_seq, 0, "the room had no event before the join");
+            assert_eq!(*replayed, 0, "a fresh join replays nothing");
             assert_eq!(room, LOBBY);
             assert_eq!(token.len(), 32, "a token of 128 random bits in hex");
             assert_eq!(incarnation, harness.rooms.incarnation());
@@ -798,6 +821,7 @@ fn a_resume_within_the_grace_is_silent_and_replays_what_was_missed() {
             ..
         } => {
             assert!(resumed);
+            assert_eq!(welcome_says(frames.first()), (true, 2, 2));
             assert_eq!(token, &john.token);
             assert_eq!(incarnation, &john.incarnation);
         }
@@ -885,7 +909,7 @@ fn a_resume_after_history_was_trimmed_starts_with_a_gap() {
     // History holds seqs 4 and 5; John saw 1.
     let outs = harness.open_with(C, resume_hello("John", &john, 1), ms(4));
     let frames = received(&outs, C);
-    assert!(matches!(frames.first(), Some(ServerFrame::Welcome { .. })));
+    assert_eq!(welcome_says(frames.first()), (true, 1, 2));
     assert_eq!(
         frames[1..],
         [
@@ -904,11 +928,198 @@ fn a_resume_after_history_was_trimmed_starts_with_a_gap() {
     // Nothing missed: no gap, nothing replayed.
     harness.closed(C, CloseReason::PeerClosed, ms(5));
     let outs = harness.open_with(D, resume_hello("John", &john, 5), ms(6));
-    assert!(matches!(
-        received(&outs, D).as_slice(),
-        [ServerFrame::Welcome { resumed: true, .. }]
-    ));
+    let frames = received(&outs, D);
+    assert_eq!(welcome_says(frames.first()), (true, 5, 0));
+    assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(harness.rooms.stats().gap_notices, 1);
+}
+
+#[test]
+fn a_fresh_welcome_carries_the_rooms_last_seq_before_the_join() {
+    let mut harness = Harness::new();
+    let outs = harness.open_with(A, hello("John", LOBBY), ms(0));
+    let frames = received(&outs, A);
+    assert_eq!(welcome_says(frames.first()), (false, 0, 0));
+    assert_eq!(frames[1..], [joined(1, "John")]);
+
+    let outs = harness.open_with(B, hello("Mary", LOBBY), ms(1));
+    let frames = received(&outs, B);
+    assert_eq!(welcome_says(frames.first()), (false, 1, 0));
+    assert_eq!(frames[1..], [joined(2, "Mary")]);
+    let welcome_at = outs
+        .iter()
+        .position(|out| matches!(out, Out::Send(to, ServerFrame::Welcome { .. }) if *to == B))
+        .expect("a welcome");
+    assert!(
+        welcome_at < position(&outs, &Out::Broadcast(vec![A, B], joined(2, "Mary"))),
+        "the welcome comes before the join event it announces: {outs:?}"
+    );
+
+    harness.say(A, 1, "one", ms(2));
+    harness.say(B, 1, "two", ms(3));
+    harness.frame(B, ClientFrame::Leave, ms(4));
+    let outs = harness.open_with(C, hello("Paul", LOBBY), ms(5));
+    let frames = received(&outs, C);
+    assert_eq!(
+        welcome_says(frames.first()),
+        (false, 5, 0),
+        "messages and leaves count: {frames:?}"
+    );
+    assert_eq!(frames[1..], [joined(6, "Paul")]);
+
+    // Each room numbers its own events.
+    let outs = harness.open_with(D, hello("Anna", "kitchen"), ms(6));
+    assert_eq!(welcome_says(received(&outs, D).first()), (false, 0, 0));
+}
+
+#[test]
+fn a_fresh_welcome_after_history_was_trimmed_has_no_gap() {
+    let config = RoomConfig {
+        history_max: 2,
+        ..RoomConfig::default()
+    };
+    let mut harness = Harness::with_config(config);
+    harness.join(A, "John", ms(0));
+    for id in 1..=4 {
+        harness.say(A, id, "hi", ms(1));
+    }
+    let outs = harness.open_with(B, hello("Mary", LOBBY), ms(2));
+    let frames = received(&outs, B);
+    assert_eq!(
+        welcome_says(frames.first()),
+        (false, 5, 0),
+        "the room's last seq, not history's oldest: {frames:?}"
+    );
+    assert_eq!(frames[1..], [joined(6, "Mary")], "no gap, no replay");
+    assert_eq!(harness.rooms.stats().gap_notices, 0);
+}
+
+#[test]
+fn a_fresh_hello_after_session_unknown_is_welcomed_at_the_rooms_last_seq() {
+    let mut harness = Harness::new();
+    let john = harness.join(A, "John", ms(0));
+    harness.join(B, "Mary", ms(0));
+    harness.closed(A, CloseReason::PeerClosed, secs(1));
+    let grace = RoomConfig::default().session_grace;
+    for second in [10, 20, 30] {
+        harness.frame(B, ClientFrame::Heartbeat, secs(second));
+    }
+    let outs = harness.tick(secs(1) + grace);
+    assert_eq!(broadcasts(&outs), [(vec![B], left(3, "John"))]);
+
+    let outs = harness.open_with(C, resume_hello("John", &john, 2), secs(32));
+    assert_eq!(
+        error_codes(&received(&outs, C)),
+        [ErrorCode::SessionUnknown]
+    );
+    let outs = harness.hello(C, "John", secs(32));
+    let frames = received(&outs, C);
+    assert_eq!(welcome_says(frames.first()), (false, 3, 0), "{frames:?}");
+    assert_eq!(frames[1..], [joined(4, "John")]);
+}
+
+#[test]
+fn a_resume_welcome_carries_the_clients_last_seq_and_how_many_events_follow() {
+    let mut harness = Harness::new();
+    let john = harness.join(A, "John", ms(0));
+    harness.join(B, "Mary", ms(0));
+    harness.say(B, 1, "seen", ms(1));
+    harness.closed(A, CloseReason::PeerClosed, ms(2));
+    harness.say(B, 2, "missed 1", ms(3));
+    harness.frame(B, ClientFrame::Leave, ms(4));
+    harness.join(D, "Paul", ms(5));
+
+    let outs = harness.open_with(C, resume_hello("John", &john, 3), ms(6));
+    let frames = received(&outs, C);
+    assert_eq!(welcome_says(frames.first()), (true, 3, 3), "{frames:?}");
+    assert_eq!(
+        frames[1..],
+        [
+            message(4, "Mary", "missed 1"),
+            left(5, "Mary"),
+            joined(6, "Paul")
+        ],
+        "exactly `replayed` events follow, in order, from last_seq + 1"
+    );
+    assert!(logs(&outs).contains(&"John resumed their session (3 events replayed).".to_string()));
+    assert_eq!(harness.rooms.stats().replayed_events, 3);
+
+    // Resumed again with everything seen: nothing follows.
+    harness.closed(C, CloseReason::PeerClosed, ms(7));
+    let outs = harness.open_with(ConnectionId(5), resume_hello("John", &john, 6), ms(8));
+    let frames = received(&outs, ConnectionId(5));
+    assert_eq!(welcome_says(frames.first()), (true, 6, 0));
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(harness.rooms.stats().replayed_events, 3);
+}
+
+#[test]
+fn a_resume_before_ones_own_join_was_seen_replays_it() {
+    // A client that lost its connection right after the welcome has the
+    // welcome's last seq, and gets its own join replayed.
+    let mut harness = Harness::new();
+    harness.join(A, "Mary", ms(0));
+    let outs = harness.open_with(B, hello("John", LOBBY), ms(1));
+    let frames = received(&outs, B);
+    let (_, welcome_seq, _) = welcome_says(frames.first());
+    let ServerFrame::Welcome {
+        token, incarnation, ..
+    } = &frames[0]
+    else {
+        unreachable!("checked above");
+    };
+    let (token, incarnation) = (token.clone(), incarnation.clone());
+    harness.closed(B, CloseReason::PeerClosed, ms(2));
+    harness.say(A, 1, "where is John?", ms(3));
+
+    let resume = resume_with("John", &token, &incarnation, welcome_seq);
+    let outs = harness.open_with(C, resume, ms(4));
+    let frames = received(&outs, C);
+    assert_eq!(welcome_says(frames.first()), (true, 1, 2));
+    assert_eq!(
+        frames[1..],
+        [joined(2, "John"), message(3, "Mary", "where is John?")]
+    );
+}
+
+#[test]
+fn a_resume_past_trimmed_history_gets_the_welcome_then_the_gap_then_the_events_in_order() {
+    let config = RoomConfig {
+        history_max: 3,
+        ..RoomConfig::default()
+    };
+    let mut harness = Harness::with_config(config);
+    let john = harness.join(A, "John", ms(0));
+    harness.join(B, "Mary", ms(0));
+    harness.closed(A, CloseReason::PeerClosed, ms(1));
+    for id in 1..=6 {
+        harness.say(B, id, &format!("m{id}"), ms(2));
+    }
+    // Seqs 3..=8 are messages; history holds 6, 7 and 8; John saw 2.
+    let outs = harness.open_with(C, resume_hello("John", &john, 2), ms(3));
+    let frames = received(&outs, C);
+    assert_eq!(
+        welcome_says(frames.first()),
+        (true, 2, 3),
+        "replayed counts the events only, not the gap: {frames:?}"
+    );
+    assert_eq!(
+        frames[1],
+        ServerFrame::Gap {
+            room: LOBBY.into(),
+            from: 3,
+            to: 5
+        }
+    );
+    assert_eq!(event_seqs(&frames[2..]), [6, 7, 8]);
+    assert_eq!(frames.len(), 5, "{frames:?}");
+    assert!(logs(&outs).contains(&"John resumed their session (3 events replayed).".to_string()));
+    let stats = harness.rooms.stats();
+    assert_eq!((stats.gap_notices, stats.replayed_events), (1, 3));
+
+    // What comes next follows the replay without a hole.
+    let outs = harness.say(B, 7, "live", ms(4));
+    assert_eq!(received(&outs, C), [message(9, "Mary", "live")]);
 }
 
 #[test]
@@ -1100,7 +1311,8 @@ fn dropped_connections_log_at_info_unless_closed_or_evicted() {
     );
 }
 
-// Bugs found while writing these tests: each test below fails until the bug is fixed.
+// Bugs found while writing the first version of these tests, fixed since:
+// each test below failed before its fix.
 
 /// The protocol asks only for ids that increase within a session, so 0 is a
 /// valid first id, and PROTOCOL.md promises that a send is either delivered
@@ -1142,4 +1354,10 @@ fn a_resume_claiming_a_seq_beyond_the_room_does_not_panic() {
             .any(|frame| matches!(frame, ServerFrame::Gap { .. })),
         "{frames:?}"
     );
+    assert_eq!(
+        welcome_says(frames.first()),
+        (true, 1, 0),
+        "the welcome's last seq is the room's, not the claim: {frames:?}"
+    );
+    assert_eq!(frames.len(), 1, "nothing to replay: {frames:?}");
 }

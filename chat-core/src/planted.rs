@@ -1,0 +1,66 @@
+//! Deliberate bugs, compiled in only with `--cfg chat_planted`, to prove that
+//! the simulation's oracle catches what each mechanism prevents. One bug at a
+//! time is switched on, for the whole process (`just sim-planted`).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A deliberate bug, each disabling one mechanism.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Bug {
+    /// A taken nickname is not refused.
+    NickUniqueness = 1,
+    /// A departure is announced when the connection drops and again when the
+    /// session ends.
+    DoubleLeave,
+    /// The per-connection outbound queue ignores its byte limit.
+    UnboundedQueue,
+    /// Retried messages are delivered again.
+    NoDedup,
+    /// A resume replays from one event too late.
+    ReplayOffByOne,
+    /// A resume is refused while the session's older connection is attached,
+    /// instead of evicting that connection.
+    NoEviction,
+}
+
+impl Bug {
+    /// Every planted bug.
+    pub const ALL: [Bug; 6] = [
+        Bug::NickUniqueness,
+        Bug::DoubleLeave,
+        Bug::UnboundedQueue,
+        Bug::NoDedup,
+        Bug::ReplayOffByOne,
+        Bug::NoEviction,
+    ];
+
+    /// The bug's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::NickUniqueness => "nick-uniqueness",
+            Bug::DoubleLeave => "double-leave",
+            Bug::UnboundedQueue => "unbounded-queue",
+            Bug::NoDedup => "no-dedup",
+            Bug::ReplayOffByOne => "replay-off-by-one",
+            Bug::NoEviction => "no-eviction",
+        }
+    }
+
+    /// The bug with this name.
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+}
+
+static ACTIVE: AtomicU8 = AtomicU8::new(0);
+
+/// Switches `bug` on (or every bug off, with `None`) for this process.
+pub fn activate(bug: Option<Bug>) {
+    ACTIVE.store(bug.map_or(0, |bug| bug as u8), Ordering::SeqCst);
+}
+
+/// Whether `bug` is on.
+pub fn is_active(bug: Bug) -> bool {
+    ACTIVE.load(Ordering::Relaxed) == bug as u8
+}

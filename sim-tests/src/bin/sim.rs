@@ -1,0 +1,276 @@
+//! `sim`: seed sweeps, single-seed replays, fingerprints and planted bugs.
+//! The justfile's `sim`, `sim-seed` and `sim-planted` recipes call it.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use sim_tests::scenario::FaultKind;
+use sim_tests::sweep::{self, MECHANISMS, Summary};
+use sim_tests::{oracle, transcript};
+
+/// Deterministic simulation of the chat: sweeps, replays, planted bugs.
+#[derive(Parser)]
+#[command(name = "sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run many seeds and print a summary; exits non-zero on any violation.
+    Sweep {
+        /// How many seeds.
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Also fail when a mechanism was never exercised.
+        #[arg(long)]
+        require_mechanisms: bool,
+    },
+    /// Run one seed and print its full trace, the users' screens and the
+    /// verdict.
+    Seed {
+        /// The seed.
+        seed: u64,
+    },
+    /// Print the fingerprint (hash of trace and transcripts) of each seed.
+    Fingerprint {
+        /// The seeds.
+        seeds: Vec<u64>,
+    },
+    /// For each planted bug, run seeds until the oracle catches it (needs a
+    /// build with `--cfg chat_planted`: `just sim-planted`).
+    Planted {
+        /// Give up on a bug after this many seeds.
+        #[arg(long, default_value_t = 200)]
+        max_seeds: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Sweep {
+            seeds,
+            start,
+            require_mechanisms,
+        } => sweep_seeds(start, seeds, require_mechanisms),
+        Command::Seed { seed } => replay(seed),
+        Command::Fingerprint { seeds } => {
+            for seed in seeds {
+                let result = sweep::run_seed(seed);
+                let fingerprint = result
+                    .observations
+                    .as_ref()
+                    .map_or(0, transcript::fingerprint);
+                println!("{seed} {fingerprint:016x}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Planted { max_seeds } => planted::run(max_seeds),
+    }
+}
+
+/// Silences the default panic message; the sweep reports panics itself.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+fn sweep_seeds(start: u64, count: u64, require_mechanisms: bool) -> ExitCode {
+    quiet_panics();
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut progress = Progress::new(count);
+    for seed in start..start + count {
+        let result = sweep::run_seed(seed);
+        summary.add(&result);
+        if !result.passed() {
+            progress.clear();
+            eprint!("{}", sweep::failure_report(&result));
+            print_summary(&summary, started);
+            return ExitCode::FAILURE;
+        }
+        progress.update(summary.seeds, started);
+    }
+    progress.clear();
+    print_summary(&summary, started);
+    let unexercised = summary.unexercised();
+    if require_mechanisms && !unexercised.is_empty() {
+        eprintln!("FAILED: never exercised: {}", unexercised.join(", "));
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+struct Progress {
+    total: u64,
+    terminal: bool,
+    next_report: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        Self {
+            total,
+            terminal: std::io::stderr().is_terminal(),
+            next_report: total / 10,
+        }
+    }
+
+    fn update(&mut self, done: u64, started: Instant) {
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        if self.terminal {
+            eprint!("\r  {done}/{} seeds, {rate:.1} seeds/s ", self.total);
+            let _ = std::io::stderr().flush();
+        } else if done >= self.next_report {
+            eprintln!("  {done}/{} seeds, {rate:.1} seeds/s", self.total);
+            self.next_report += (self.total / 10).max(1);
+        }
+    }
+
+    fn clear(&self) {
+        if self.terminal {
+            eprint!("\r{:60}\r", "");
+        }
+    }
+}
+
+fn print_summary(summary: &Summary, started: Instant) {
+    let wall = started.elapsed().as_secs_f64();
+    println!("simulation sweep");
+    println!("  seeds run            {}", summary.seeds);
+    println!(
+        "  seeds per second     {:.1}",
+        summary.seeds as f64 / wall.max(1e-9)
+    );
+    println!(
+        "  simulated time       {:.0} s ({:.0}x real time)",
+        summary.simulated.as_secs_f64(),
+        summary.simulated.as_secs_f64() / wall.max(1e-9)
+    );
+    println!(
+        "  checks passed        {} of {} ({} properties)",
+        summary.checks - summary.failures.len().min(summary.checks),
+        summary.checks,
+        oracle::PROPERTIES.len()
+    );
+    println!("  faults injected");
+    for kind in FaultKind::ALL {
+        println!(
+            "    {:22} {}",
+            kind.name(),
+            summary.faults.get(&kind).copied().unwrap_or(0)
+        );
+    }
+    println!("  mechanisms exercised");
+    for name in MECHANISMS {
+        println!(
+            "    {:34} {}",
+            name,
+            summary.mechanisms.get(name).copied().unwrap_or(0)
+        );
+    }
+    if summary.failures.is_empty() {
+        println!("  result               every property held");
+    } else {
+        println!(
+            "  result               FAILED at seed {:?}",
+            summary.failures
+        );
+    }
+}
+
+fn replay(seed: u64) -> ExitCode {
+    let result = sweep::run_seed(seed);
+    println!("--- trace of seed {seed}");
+    println!("{}", result.trace);
+    if let Some(observations) = &result.observations {
+        println!("--- timed transcripts");
+        println!("{}", transcript::timed(observations));
+        println!(
+            "--- fingerprint {:016x}",
+            transcript::fingerprint(observations)
+        );
+    }
+    if result.passed() {
+        println!(
+            "--- seed {seed}: every property held ({} checks)",
+            result.verdict.checks
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprint!("{}", sweep::failure_report(&result));
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(chat_planted)]
+mod planted {
+    use std::process::ExitCode;
+
+    use chat_core::planted::{self, Bug};
+    use sim_tests::sweep;
+
+    /// The property each planted bug must trip.
+    fn expected_property(bug: Bug) -> &'static str {
+        match bug {
+            Bug::NickUniqueness => "unique_nicknames",
+            Bug::DoubleLeave => "join_leave_once",
+            Bug::UnboundedQueue => "bounded_queues",
+            Bug::NoDedup => "no_duplicate",
+            Bug::ReplayOffByOne => "gap_justified",
+            Bug::NoEviction => "no_spurious_rejoin",
+        }
+    }
+
+    pub fn run(max_seeds: u64) -> ExitCode {
+        super::quiet_panics();
+        let mut all_caught = true;
+        println!("planted bug            expected property      seeds until caught");
+        for bug in Bug::ALL {
+            planted::activate(Some(bug));
+            let property = expected_property(bug);
+            let caught = (0..max_seeds).find(|seed| {
+                let result = sweep::run_seed(*seed);
+                result
+                    .verdict
+                    .violations
+                    .iter()
+                    .any(|violation| violation.property == property)
+            });
+            match caught {
+                Some(seed) => println!("{:22} {:22} {}", bug.name(), property, seed + 1),
+                None => {
+                    all_caught = false;
+                    println!(
+                        "{:22} {:22} NOT CAUGHT in {max_seeds} seeds",
+                        bug.name(),
+                        property
+                    );
+                }
+            }
+        }
+        planted::activate(None);
+        if all_caught {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(chat_planted))]
+mod planted {
+    use std::process::ExitCode;
+
+    pub fn run(_max_seeds: u64) -> ExitCode {
+        eprintln!(
+            "this build has no planted bugs: run `just sim-planted`, which builds with --cfg chat_planted"
+        );
+        ExitCode::from(2)
+    }
+}

@@ -1,0 +1,90 @@
+//! What each user's terminal showed, as text: for snapshots (lines only,
+//! under a short header) and for determinism checks (with times).
+
+use std::fmt::Write;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::world::Observations;
+
+/// The header: seed (or scenario name) and the faults that were applied.
+fn header(observations: &Observations) -> String {
+    let scenario = &observations.scenario;
+    let mut text = match &scenario.name {
+        Some(name) => format!("scenario: {name}\n"),
+        None => format!("seed: {}\n", scenario.seed),
+    };
+    let faults: Vec<String> = observations
+        .faults_applied
+        .iter()
+        .map(|(kind, count)| format!("{} x{count}", kind.name()))
+        .collect();
+    let faults = if faults.is_empty() {
+        "none".to_owned()
+    } else {
+        faults.join(", ")
+    };
+    let _ = writeln!(text, "faults: {faults}");
+    text
+}
+
+/// Each user's screen, one section per client run, as a person would read
+/// it: the lines only.
+pub fn screens(observations: &Observations) -> String {
+    let mut text = header(observations);
+    for record in &observations.clients {
+        for run in &record.runs {
+            let _ = writeln!(text, "\n--- {} on {}", run.nick, record.host);
+            for (_, line) in &run.shown {
+                let _ = writeln!(text, "{}", abridged(&line.to_string()));
+            }
+            if let Some(crashed) = record.crashed_at.filter(|crash| *crash >= run.started) {
+                let _ = writeln!(
+                    text,
+                    "[the client host crashed at {:.1} s]",
+                    crashed.as_secs_f64()
+                );
+            }
+        }
+    }
+    text
+}
+
+/// A line cut to a readable width (the simulation's long filler messages).
+fn abridged(line: &str) -> String {
+    const WIDTH: usize = 100;
+    if line.chars().count() <= WIDTH {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(WIDTH).collect();
+    format!("{cut}... ({} characters)", line.chars().count())
+}
+
+/// Every screen with the simulated time of each line, and every room event:
+/// byte-identical for the same seed.
+pub fn timed(observations: &Observations) -> String {
+    let mut text = header(observations);
+    for record in &observations.clients {
+        for run in &record.runs {
+            let _ = writeln!(text, "\n--- {} on {}", run.nick, record.host);
+            for (at, line) in &run.shown {
+                let _ = writeln!(text, "{:>9.3}s {line}", at.as_secs_f64());
+            }
+            if let Some((at, outcome)) = &run.outcome {
+                let _ = writeln!(text, "{:>9.3}s [ended: {outcome:?}]", at.as_secs_f64());
+            }
+        }
+    }
+    let _ = writeln!(text, "\n--- room log");
+    for (at, event) in &observations.server.events {
+        let _ = writeln!(text, "{:>9.3}s {event:?}", at.as_secs_f64());
+    }
+    text
+}
+
+/// A hash of the full trace and every timed transcript.
+pub fn fingerprint(observations: &Observations) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    observations.trace.hash(&mut hasher);
+    timed(observations).hash(&mut hasher);
+    hasher.finish()
+}
