@@ -89,9 +89,19 @@ pub async fn run<N: Network>(
                         session.handle_disconnected(start.elapsed());
                     }
                 }
-                SessionAction::Exit(outcome) => {
+                SessionAction::Exit(mut outcome) => {
                     if let Some(open) = link.take() {
                         close(open.writer, write_timeout).await;
+                    }
+                    // Lines handed over but never read are not silently lost.
+                    input.close();
+                    let mut unsent = 0;
+                    while let Ok(line) = input.try_recv() {
+                        unsent += usize::from(line.trim() != ".exit");
+                    }
+                    if unsent > 0 {
+                        show(&Line::Unsent(unsent));
+                        outcome.not_delivered += unsent;
                     }
                     return outcome;
                 }

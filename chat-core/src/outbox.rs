@@ -47,6 +47,8 @@ struct State {
     frames: VecDeque<Bytes>,
     /// Bytes queued here plus bytes the writer took but has not written yet.
     bytes: usize,
+    /// How many of those belong to a replay, which the limit does not count.
+    replay_bytes: usize,
     closing: Closing,
 }
 
@@ -65,6 +67,7 @@ impl Outbox {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
                 bytes: 0,
+                replay_bytes: 0,
                 closing: Closing::Open,
             }),
             wake_writer: Notify::new(),
@@ -78,23 +81,48 @@ impl Outbox {
         self.state.lock().expect("outbox lock poisoned")
     }
 
-    /// Queues a frame without waiting; returns the bytes now queued.
+    /// Queues a frame without waiting; returns the bytes now queued that
+    /// count against the limit.
     pub fn push(&self, frame: Bytes) -> Result<usize, PushError> {
         let mut state = self.lock();
         if state.closing != Closing::Open {
             return Err(PushError::Closed);
         }
-        if state.bytes + frame.len() > self.bytes_max && !planted!(UnboundedQueue) {
+        let live = state.bytes - state.replay_bytes;
+        if live + frame.len() > self.bytes_max && !planted!(UnboundedQueue) {
             return Err(PushError::Full);
         }
+        let queued = live + frame.len();
         state.bytes += frame.len();
         state.frames.push_back(frame);
-        let (queued, was_empty) = (state.bytes, state.frames.len() == 1);
+        let was_empty = state.frames.len() == 1;
         drop(state);
         if was_empty {
             self.wake_writer.notify_one();
         }
         Ok(queued)
+    }
+
+    /// Queues the events a resumed client missed, all at once and beyond the
+    /// limit: a replay is bounded by the room's history, and refusing it
+    /// would only make the client resume again and again. Live frames queued
+    /// after it are limited as usual.
+    pub fn push_replay(&self, frames: Vec<Bytes>) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.closing != Closing::Open {
+            return Err(PushError::Closed);
+        }
+        let was_empty = state.frames.is_empty();
+        for frame in frames {
+            state.bytes += frame.len();
+            state.replay_bytes += frame.len();
+            state.frames.push_back(frame);
+        }
+        drop(state);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(())
     }
 
     /// Stops accepting frames; with `flush` the writer first writes what is
@@ -149,6 +177,11 @@ impl Outbox {
         let mut state = self.lock();
         assert!(state.bytes >= bytes, "wrote more than was queued");
         state.bytes -= bytes;
+        // Frames go out in order and a replay precedes the live frames after
+        // it, so written bytes are counted as replay bytes first. (Bytes
+        // queued just before a replay, such as the welcome, are counted so
+        // too, which errs on the strict side.)
+        state.replay_bytes -= state.replay_bytes.min(bytes);
         state.closing != Closing::Now
     }
 }
@@ -219,6 +252,28 @@ mod tests {
             outbox.push(Bytes::from_static(b"1")),
             Err(PushError::Closed)
         );
+    }
+
+    #[test]
+    fn a_replay_goes_beyond_the_limit_but_live_frames_after_it_do_not() {
+        let outbox = Outbox::new(10);
+        let replay = vec![
+            Bytes::from_static(b"0123456789"),
+            Bytes::from_static(b"0123456789"),
+        ];
+        assert_eq!(outbox.push_replay(replay), Ok(()));
+        assert_eq!(outbox.queued_bytes(), 20);
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"12345678")),
+            Ok(8),
+            "the replay is not counted"
+        );
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"123")),
+            Err(PushError::Full)
+        );
+        assert!(outbox.written(20), "the replay is written");
+        assert_eq!(outbox.push(Bytes::from_static(b"12")), Ok(10));
     }
 
     #[test]

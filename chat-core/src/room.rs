@@ -210,6 +210,14 @@ pub enum Action {
         /// The encoded frame, shared by all recipients.
         frame: Bytes,
     },
+    /// Queue missed events on one connection at once, beyond its live queue
+    /// limit (a replay is bounded by the room's history).
+    Replay {
+        /// The connection.
+        to: ConnectionId,
+        /// The encoded events, oldest first.
+        frames: Vec<Bytes>,
+    },
     /// Close a connection: after writing what is queued (`flush`), or at once.
     Close {
         /// The connection.
@@ -648,10 +656,10 @@ impl Rooms {
             self.stats.gap_notices += 1;
             self.send(connection, &gap);
         }
-        for frame in events {
-            self.actions.push_back(Action::Send {
+        if !events.is_empty() {
+            self.actions.push_back(Action::Replay {
                 to: connection,
-                frame,
+                frames: events,
             });
         }
         self.stats.resumes += 1;

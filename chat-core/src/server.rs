@@ -148,6 +148,11 @@ impl State {
                             );
                         }
                     }
+                    Action::Replay { to, frames } => {
+                        if let Some(handle) = self.connections.get(&to) {
+                            let _ = handle.outbox.push_replay(frames);
+                        }
+                    }
                     Action::Close { connection, flush } => {
                         if let Some(handle) = self.connections.get(&connection) {
                             handle.outbox.close(flush);

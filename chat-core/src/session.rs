@@ -125,6 +125,8 @@ pub enum Line {
     NotSent(String),
     /// Messages sent but never acknowledged.
     Undelivered(usize),
+    /// Lines typed but never read by the session, because it had ended.
+    Unsent(usize),
 }
 
 fn plural(count: u64, one: &str, many: &str) -> String {
@@ -184,6 +186,10 @@ impl fmt::Display for Line {
                 "({count} messages are no longer available and were skipped.)"
             ),
             Line::NotSent(reason) => write!(formatter, "Not sent: {reason}."),
+            Line::Unsent(count) => {
+                let count = plural(*count as u64, "typed line was", "typed lines were");
+                write!(formatter, "{count} not sent: the session had ended.")
+            }
             Line::Undelivered(count) => {
                 let count = plural(*count as u64, "message", "messages");
                 write!(formatter, "{count} could not be confirmed as delivered.")

@@ -502,7 +502,7 @@ impl Checker<'_> {
             .shown
             .iter()
             .map(|(_, line)| match line {
-                Line::Undelivered(count) => *count,
+                Line::Undelivered(count) | Line::Unsent(count) => *count,
                 Line::NotSent(_) => 1,
                 _ => 0,
             })

@@ -20,7 +20,7 @@ pub const SERVER_PORT: u16 = 9999;
 
 /// Per-connection queue limit in simulations: small, so that a client that
 /// stops reading fills it within a run.
-pub const SIM_QUEUE_BYTES_MAX: usize = 2048;
+pub const SIM_QUEUE_BYTES_MAX: usize = 8192;
 
 /// Per-stream segment capacity of turmoil's TCP in simulations.
 pub const SIM_TCP_CAPACITY: usize = 8;
@@ -268,7 +268,7 @@ fn user_script(rng: &mut SmallRng, index: usize, active: Duration, late: bool) -
         while at < stop.min(active) {
             actions.push((at, UserAction::Say(message_text(rng, index, said))));
             said += 1;
-            at += Duration::from_millis(rng.random_range(200..4_000));
+            at += Duration::from_millis(rng.random_range(200..3_000));
         }
         if leaves && stop < active {
             actions.push((stop, UserAction::Exit));

@@ -61,6 +61,11 @@ impl Harness {
     fn drain(&mut self) -> Vec<Out> {
         let mut outs = Vec::new();
         while let Some(action) = self.rooms.poll_action() {
+            if let Action::Replay { to, frames } = &action {
+                // The driver queues a replay's frames in order, like sends.
+                outs.extend(frames.iter().map(|frame| Out::Send(*to, decode(frame))));
+                continue;
+            }
             outs.push(match action {
                 Action::Send { to, frame } => Out::Send(to, decode(&frame)),
                 Action::Broadcast { room, frame } => {
@@ -72,6 +77,7 @@ impl Harness {
                 }
                 Action::Close { connection, flush } => Out::Close(connection, flush),
                 Action::Log(notice) => Out::Log(notice),
+                Action::Replay { .. } => unreachable!("handled above"),
             });
         }
         outs
