@@ -11,10 +11,27 @@ server *args:
 client *args:
     cargo run --release --bin chat-cli -- client {{args}}
 
-# Every test: unit, property, end-to-end over loopback (and, once present, the CI simulation sweep).
+# Every test: unit, property, end-to-end over loopback, simulation scenarios, a seed sweep, planted bugs.
 test:
     cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
+    {{just_executable()}} sim 300 --require-mechanisms
+    {{just_executable()}} sim-planted
+
+# Seeded fault-injection sweep: every safety and liveness property, on N seeds (default 300).
+sim seeds="300" *flags:
+    cargo build --quiet --profile sim -p sim-tests --bin sim
+    target/sim/sim sweep --seeds {{seeds}} {{flags}}
+
+# Replay one seed with its full trace, the users' screens and the verdict.
+sim-seed seed:
+    cargo build --quiet --profile sim -p sim-tests --bin sim
+    target/sim/sim seed {{seed}}
+
+# Plant each deliberate bug in turn; the oracle must catch each within 200 seeds.
+sim-planted:
+    RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
+    target/planted/sim/sim planted --max-seeds 200
 
 # Lints and formatting, as CI checks them.
 check:

@@ -1,0 +1,186 @@
+//! Named scenarios with fixed times, written by hand: the transcripts people
+//! review as snapshots (`snapshots/sim_*.snap`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::scenario::{ClientScript, FaultEvent, FaultKind, RunScript, Scenario, UserAction};
+
+fn secs(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds)
+}
+
+fn say(at: f64, text: &str) -> (Duration, UserAction) {
+    (secs(at), UserAction::Say(text.to_owned()))
+}
+
+fn exit(at: f64) -> (Duration, UserAction) {
+    (secs(at), UserAction::Exit)
+}
+
+fn user(host: &str, nick: &str, start: f64, actions: Vec<(Duration, UserAction)>) -> ClientScript {
+    ClientScript {
+        host: host.to_owned(),
+        runs: vec![RunScript {
+            start: secs(start),
+            nick: nick.to_owned(),
+            actions,
+        }],
+        freezes: Vec::new(),
+    }
+}
+
+fn scenario(
+    name: &str,
+    active: f64,
+    quiet: f64,
+    clients: Vec<ClientScript>,
+    faults: Vec<(Duration, FaultEvent)>,
+) -> Scenario {
+    let mut fault_counts = BTreeMap::new();
+    for client in &clients {
+        if !client.freezes.is_empty() {
+            fault_counts.insert(FaultKind::StopReading, client.freezes.len());
+        }
+    }
+    Scenario {
+        seed: 1,
+        name: Some(name.to_owned()),
+        active: secs(active),
+        quiet: secs(quiet),
+        tick: Duration::from_millis(10),
+        max_latency: Duration::from_millis(5),
+        clients,
+        faults,
+        fault_counts,
+    }
+}
+
+/// The original program's demo: Joshua joins, then John; they talk; John
+/// leaves.
+pub fn original_conversation() -> Scenario {
+    let joshua = user("joshua-pc", "Joshua", 0.5, vec![say(4.0, "What's up?")]);
+    let john = user(
+        "john-pc",
+        "John",
+        1.5,
+        vec![say(3.0, "Hello there"), say(5.0, "Nothing much"), exit(6.0)],
+    );
+    scenario(
+        "the original conversation",
+        10.0,
+        5.0,
+        vec![joshua, john],
+        Vec::new(),
+    )
+}
+
+/// John's computer crashes mid-conversation: Joshua sees him leave once,
+/// after the server has given up on him (heartbeat timeout or closed
+/// connection, then the grace period).
+pub fn crashed_client() -> Scenario {
+    let joshua = user(
+        "joshua-pc",
+        "Joshua",
+        0.5,
+        vec![say(4.0, "What's up?"), say(50.0, "Still there, John?")],
+    );
+    let john = user(
+        "john-pc",
+        "John",
+        1.5,
+        vec![say(3.0, "Hello there"), say(5.0, "Nothing much")],
+    );
+    let crash = (
+        secs(6.0),
+        FaultEvent::Crash {
+            client: "john-pc".to_owned(),
+        },
+    );
+    scenario(
+        "John's client crashes",
+        55.0,
+        10.0,
+        vec![joshua, john],
+        vec![crash],
+    )
+}
+
+/// Sam's client stops reading for 20 s while Alice and Bob chat with long
+/// messages: the server drops Sam when his queue is full and Alice and Bob
+/// never notice; when Sam reads again, his client catches up.
+pub fn slow_reader() -> Scenario {
+    let long = "a long message that fills queues quickly ".repeat(12);
+    let mut alice_says = Vec::new();
+    let mut bob_says = Vec::new();
+    for index in 0..30 {
+        let at = 3.0 + f64::from(index) * 0.5;
+        alice_says.push(say(at, &format!("Alice {index}: {long}")));
+        bob_says.push(say(at + 0.25, &format!("Bob {index}")));
+    }
+    let alice = user("alice-pc", "Alice", 0.5, alice_says);
+    let bob = user("bob-pc", "Bob", 0.5, bob_says);
+    let mut sam = user("sam-pc", "Sam", 0.5, vec![say(2.0, "I will be right back")]);
+    sam.freezes.push((secs(2.5), secs(22.5)));
+    scenario(
+        "Sam's client stops reading",
+        25.0,
+        20.0,
+        vec![alice, bob, sam],
+        Vec::new(),
+    )
+}
+
+/// The link between John and the server breaks both ways for 20 s while
+/// Joshua keeps talking, then heals: John resumes and sees everything once,
+/// and nobody sees him leave or join again.
+pub fn healed_partition() -> Scenario {
+    let joshua = user(
+        "joshua-pc",
+        "Joshua",
+        0.5,
+        vec![
+            say(3.0, "Are you there?"),
+            say(12.0, "Hello?"),
+            say(18.0, "I will keep talking"),
+            say(24.0, "until you are back"),
+            say(40.0, "Welcome back"),
+        ],
+    );
+    let john = user(
+        "john-pc",
+        "John",
+        1.0,
+        vec![
+            say(4.0, "Yes"),
+            say(9.0, "Sent while cut off"),
+            say(36.0, "Back again"),
+        ],
+    );
+    let partition = (
+        secs(8.0),
+        FaultEvent::Partition {
+            client: "john-pc".to_owned(),
+            until: secs(28.0),
+        },
+    );
+    let mut scenario = scenario(
+        "a partition that heals",
+        45.0,
+        15.0,
+        vec![joshua, john],
+        vec![partition],
+    );
+    scenario.fault_counts.insert(FaultKind::Partition, 1);
+    scenario
+}
+
+/// Every named scenario, by the name of its snapshot.
+pub fn all() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("sim_original_conversation", original_conversation()),
+        ("sim_crashed_client", crashed_client()),
+        ("sim_slow_reader", slow_reader()),
+        ("sim_healed_partition", healed_partition()),
+    ]
+}

@@ -1,0 +1,57 @@
+//! The same seed gives a byte-identical trace and transcripts, even in
+//! another process (where, for one, `HashMap` iteration order differs).
+
+use std::process::Command;
+
+const SEEDS: [&str; 3] = ["3", "17", "42"];
+
+/// Runs `sim fingerprint` on the seeds in a fresh process.
+fn fingerprints() -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("fingerprint")
+        .args(SEEDS)
+        .output()
+        .expect("run the sim binary");
+    assert!(
+        output.status.success(),
+        "sim fingerprint failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8 output")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_same_seeds_give_the_same_fingerprints_in_two_processes() {
+    let first = fingerprints();
+    let second = fingerprints();
+    assert_eq!(first.len(), SEEDS.len(), "one line per seed: {first:?}");
+    assert_eq!(first, second);
+    let hashes: std::collections::BTreeSet<&str> = first
+        .iter()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        hashes.len(),
+        SEEDS.len(),
+        "different seeds, different runs: {first:?}"
+    );
+    assert!(
+        !hashes.contains("0000000000000000"),
+        "a seed panicked: {first:?}"
+    );
+}
+
+#[test]
+fn the_same_seed_twice_in_one_process_gives_the_same_trace() {
+    let first = sim_tests::sweep::run_seed(5);
+    let second = sim_tests::sweep::run_seed(5);
+    assert!(
+        first.trace.lines().count() > 20,
+        "the trace records the run"
+    );
+    assert_eq!(first.trace, second.trace);
+}

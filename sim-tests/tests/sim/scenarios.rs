@@ -1,0 +1,161 @@
+//! Named scenarios: each runs the real server and clients over turmoil,
+//! must satisfy every property, and is reviewed as a transcript snapshot.
+
+use std::time::Duration;
+
+use chat_core::room::RoomConfig;
+use sim_tests::world::{self, Observations};
+use sim_tests::{named, oracle, transcript};
+
+use crate::assert_transcript;
+
+fn run_clean(scenario: &sim_tests::scenario::Scenario) -> Observations {
+    let observations = world::run(scenario);
+    let verdict = oracle::check(&observations);
+    assert!(verdict.violations.is_empty(), "{:#?}", verdict.violations);
+    assert!(verdict.checks > 0, "the oracle checked nothing");
+    observations
+}
+
+/// The lines one user saw (every run of the host).
+fn screen(observations: &Observations, nick: &str) -> Vec<(Duration, String)> {
+    observations
+        .clients
+        .iter()
+        .flat_map(|client| &client.runs)
+        .filter(|run| run.nick == nick)
+        .flat_map(|run| run.shown.iter().map(|(at, line)| (*at, line.to_string())))
+        .collect()
+}
+
+fn count(lines: &[(Duration, String)], text: &str) -> usize {
+    lines.iter().filter(|(_, line)| line == text).count()
+}
+
+#[test]
+fn the_original_conversation() {
+    let observations = run_clean(&named::original_conversation());
+    let joshua = screen(&observations, "Joshua");
+    let texts: Vec<&str> = joshua.iter().map(|(_, line)| line.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Joshua has connected to the chatroom.",
+            "You are now connected to the chatroom.",
+            "John has connected to the chatroom.",
+            "John: Hello there",
+            "Joshua: What's up?",
+            "John: Nothing much",
+            "John has left the chatroom.",
+        ]
+    );
+    assert_transcript(
+        "sim_original_conversation",
+        &transcript::screens(&observations),
+    );
+}
+
+#[test]
+fn a_crashed_client_is_announced_as_left_once_within_the_bound() {
+    let scenario = named::crashed_client();
+    let observations = run_clean(&scenario);
+    let joshua = screen(&observations, "Joshua");
+    assert_eq!(count(&joshua, "John has left the chatroom."), 1);
+    let (left_at, _) = joshua
+        .iter()
+        .find(|(_, line)| line == "John has left the chatroom.")
+        .expect("announced");
+    let crashed_at = observations.clients[1]
+        .crashed_at
+        .expect("John's host crashed");
+    let config = RoomConfig::default();
+    assert!(
+        *left_at >= crashed_at + config.session_grace,
+        "announced at {left_at:?}, before the grace period ended"
+    );
+    assert!(
+        *left_at
+            <= crashed_at
+                + config.heartbeat_timeout
+                + config.session_grace
+                + Duration::from_secs(1),
+        "announced at {left_at:?}, after the detection bound"
+    );
+    assert_transcript("sim_crashed_client", &transcript::screens(&observations));
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_the_others_never_notice() {
+    let observations = run_clean(&named::slow_reader());
+    assert!(
+        observations.server.stats.slow_readers_dropped >= 1,
+        "Sam was never dropped"
+    );
+    for nick in ["Alice", "Bob"] {
+        let lines = screen(&observations, nick);
+        assert!(
+            lines
+                .iter()
+                .all(|(_, line)| !line.starts_with("Connection to the server lost")),
+            "{nick} noticed something"
+        );
+        assert_eq!(
+            count(&lines, "Bob: Bob 29"),
+            1,
+            "{nick} saw the last message once"
+        );
+    }
+    let sam = screen(&observations, "Sam");
+    assert!(
+        sam.iter().any(|(_, line)| line.starts_with("Reconnected;")),
+        "Sam came back: {sam:#?}"
+    );
+    assert_transcript("sim_slow_reader", &transcript::screens(&observations));
+}
+
+#[test]
+fn a_partition_that_heals_loses_nothing_doubles_nothing_and_does_not_flap() {
+    let observations = run_clean(&named::healed_partition());
+    let joshua = screen(&observations, "Joshua");
+    assert_eq!(
+        count(&joshua, "John has connected to the chatroom."),
+        1,
+        "no join flapping"
+    );
+    assert_eq!(
+        count(&joshua, "John has left the chatroom."),
+        0,
+        "no leave flapping"
+    );
+    for text in ["John: Sent while cut off", "John: Back again"] {
+        assert_eq!(count(&joshua, text), 1, "{text}");
+    }
+    let john = screen(&observations, "John");
+    for text in [
+        "Joshua: Hello?",
+        "Joshua: I will keep talking",
+        "Joshua: until you are back",
+        "John: Sent while cut off",
+    ] {
+        assert_eq!(count(&john, text), 1, "John sees {text:?} once");
+    }
+    assert!(
+        john.iter()
+            .any(|(_, line)| line.starts_with("Reconnected;")),
+        "John resumed"
+    );
+    assert_eq!(observations.server.stats.resumes, 1);
+    assert_transcript("sim_healed_partition", &transcript::screens(&observations));
+}
+
+#[test]
+fn every_named_scenario_has_a_snapshot_test() {
+    let names: Vec<&str> = named::all().iter().map(|(name, _)| *name).collect();
+    let source = include_str!("scenarios.rs");
+    for name in names {
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "{name} has no test"
+        );
+    }
+}
