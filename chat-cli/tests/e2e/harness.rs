@@ -71,6 +71,17 @@ impl Lines {
         }
     }
 
+    /// Waits for one more line.
+    fn wait_next(&mut self, what: &str) {
+        match self.receiver.recv_timeout(WAIT) {
+            Ok(line) => self.seen.push(line),
+            Err(_) => panic!(
+                "no more output while waiting for {what}; seen:\n{}",
+                self.abridged()
+            ),
+        }
+    }
+
     /// The lines seen, each cut to a readable length.
     fn abridged(&self) -> String {
         let cut: Vec<String> = self
@@ -118,8 +129,13 @@ impl Server {
     /// Starts a server with extra command-line options and waits until it
     /// listens.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts a server listening on `addr`.
+    pub fn start_on(addr: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(binary())
-            .args(["server", "--listen", "127.0.0.1:0"])
+            .args(["server", "--listen", addr])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -158,11 +174,7 @@ impl Server {
     /// Sends SIGTERM, waits for the exit, and returns the status and the
     /// console messages (level and timestamp removed).
     pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(killed.success(), "kill -TERM failed");
+        signal(self.child.id(), "TERM");
         let status = wait_exit(&mut self.child, &mut self.lines, "the server");
         let lines = self.lines.seen.clone();
         let messages = lines.iter().map(|line| console_message(line)).collect();
@@ -175,6 +187,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends the signal `name` to process `pid` with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{name} {pid} failed");
 }
 
 /// The message of a log line: `2026-...Z  INFO message` gives `message`.
@@ -240,6 +261,21 @@ impl Client {
         client
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        signal(self.child.id(), name);
+    }
+
+    /// Waits until the client shows a line starting with `prefix`; returns it.
+    pub fn wait_for_prefix(&mut self, prefix: &str) -> String {
+        self.lines.wait_for(prefix, |seen| seen.starts_with(prefix))
+    }
+
     /// Types a line.
     pub fn type_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
@@ -257,6 +293,14 @@ impl Client {
     /// Waits until the client shows exactly `line`.
     pub fn wait_for(&mut self, line: &str) {
         self.lines.wait_for(line, |seen| seen == line);
+    }
+
+    /// Waits until the client has shown exactly `line` `times` times.
+    pub fn wait_for_count(&mut self, line: &str, times: usize) {
+        let what = format!("{line:?} shown {times} times");
+        while self.count(line) < times {
+            self.lines.wait_next(&what);
+        }
     }
 
     /// How many shown lines so far are exactly `line`.

@@ -7,4 +7,5 @@ mod harness;
 
 mod bad_input;
 mod demo;
+mod failures;
 mod slow_reader;
