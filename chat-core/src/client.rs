@@ -6,14 +6,16 @@
 //! the session wants input, so piped input waits while messages are waiting
 //! for acknowledgement instead of piling up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_net::Network;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::protocol::{self, FRAME_BYTES_MAX, ServerFrame};
+use crate::outbox::{Outbox, write_loop};
 use crate::reader::FrameReader;
 use crate::session::{Line, Outcome, Session, SessionAction, SessionConfig};
 
@@ -42,9 +44,31 @@ impl ClientConfig {
     }
 }
 
+/// Most bytes queued for the server: the unacknowledged outbox at its
+/// largest, escaped, with room to spare. Past it the connection is
+/// considered lost (the session re-sends after a resume).
+const QUEUE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// An open connection: frames are read here; writes go through a queue to a
+/// writer task, so that a stalled write never stops the session from
+/// hearing the server, ticking, or noticing that the server is gone.
 struct Link<N: Network> {
     frames: FrameReader<N::Reader, ServerFrame>,
-    writer: N::Writer,
+    outbox: Arc<Outbox>,
+    writer: JoinHandle<()>,
+}
+
+impl<N: Network> Drop for Link<N> {
+    fn drop(&mut self) {
+        self.outbox.close(false);
+        self.writer.abort();
+    }
+}
+
+/// What happened on a link.
+enum LinkEvent {
+    Frame(Option<Result<ServerFrame, protocol::FrameError>>),
+    WriterEnded,
 }
 
 /// Runs one session until it ends, and tells how it ended.
@@ -55,7 +79,6 @@ pub async fn run<N: Network>(
     mut show: impl FnMut(&Line),
 ) -> Outcome {
     let start = Instant::now();
-    let write_timeout = config.session.heartbeat_timeout;
     let mut session = Session::new(config.session.clone());
     let mut link: Option<Link<N>> = None;
     let mut input_open = true;
@@ -73,26 +96,20 @@ pub async fn run<N: Network>(
                     Err(reason) => session.handle_connect_failed(&reason, now),
                 },
                 SessionAction::Send(frame) => {
-                    let Some(open) = link.as_mut() else { continue };
-                    let bytes = protocol::encode(&frame);
-                    let written =
-                        tokio::time::timeout(write_timeout, open.writer.write_all(&bytes)).await;
-                    if !matches!(written, Ok(Ok(()))) {
+                    let Some(open) = link.as_ref() else { continue };
+                    if open.outbox.push(protocol::encode(&frame)).is_err() {
                         link = None;
-                        session.handle_disconnected(start.elapsed());
+                        session.handle_disconnected(now);
                     }
                 }
                 SessionAction::Show(line) => show(&line),
                 SessionAction::Disconnect => {
-                    if let Some(open) = link.take() {
-                        close(open.writer, write_timeout).await;
-                        session.handle_disconnected(start.elapsed());
+                    if link.take().is_some() {
+                        session.handle_disconnected(now);
                     }
                 }
                 SessionAction::Exit(mut outcome) => {
-                    if let Some(open) = link.take() {
-                        close(open.writer, write_timeout).await;
-                    }
+                    drop(link.take());
                     // Lines handed over but never read are not silently lost.
                     input.close();
                     let mut unsent = 0;
@@ -109,16 +126,16 @@ pub async fn run<N: Network>(
         }
         tokio::select! {
             biased;
-            frame = next_frame(&mut link), if link.is_some() => {
+            event = next_event(&mut link), if link.is_some() => {
                 let now = start.elapsed();
-                match frame {
-                    Some(Ok(frame)) => session.handle_frame(frame, now),
-                    Some(Err(error)) => {
+                match event {
+                    LinkEvent::Frame(Some(Ok(frame))) => session.handle_frame(frame, now),
+                    LinkEvent::Frame(Some(Err(error))) => {
                         tracing::debug!(%error, "bad frame from the server");
                         link = None;
                         session.handle_disconnected(now);
                     }
-                    None => {
+                    LinkEvent::Frame(None) | LinkEvent::WriterEnded => {
                         link = None;
                         session.handle_disconnected(now);
                     }
@@ -141,10 +158,16 @@ pub async fn run<N: Network>(
 
 async fn connect<N: Network>(network: &N, config: &ClientConfig) -> Result<Link<N>, String> {
     match tokio::time::timeout(config.connect_timeout, network.connect(&config.server)).await {
-        Ok(Ok(connection)) => Ok(Link {
-            frames: FrameReader::new(connection.reader, FRAME_BYTES_MAX),
-            writer: connection.writer,
-        }),
+        Ok(Ok(connection)) => {
+            let outbox = Arc::new(Outbox::new(QUEUE_BYTES_MAX));
+            let queue = outbox.clone();
+            let writer = tokio::spawn(async move {
+                if let Err(error) = write_loop(connection.writer, &queue).await {
+                    tracing::debug!(%error, "writing to the server failed");
+                }
+            });
+            Ok(Link { frames: FrameReader::new(connection.reader, FRAME_BYTES_MAX), outbox, writer })
+        }
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!(
             "no answer from {} within {:?}",
@@ -153,16 +176,13 @@ async fn connect<N: Network>(network: &N, config: &ClientConfig) -> Result<Link<
     }
 }
 
-async fn next_frame<N: Network>(
-    link: &mut Option<Link<N>>,
-) -> Option<Result<ServerFrame, protocol::FrameError>> {
-    match link {
-        Some(open) => open.frames.next().await,
-        None => std::future::pending().await,
+async fn next_event<N: Network>(link: &mut Option<Link<N>>) -> LinkEvent {
+    let Some(open) = link else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        biased;
+        frame = open.frames.next() => LinkEvent::Frame(frame),
+        _ = &mut open.writer => LinkEvent::WriterEnded,
     }
-}
-
-async fn close(mut writer: impl AsyncWrite + Unpin, limit: Duration) {
-    // Best effort: the peer may be gone already.
-    let _ = tokio::time::timeout(limit, writer.shutdown()).await;
 }

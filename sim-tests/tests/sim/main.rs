@@ -4,6 +4,7 @@
 mod canary;
 mod determinism;
 mod oracle_checks;
+mod regressions;
 mod scenarios;
 
 use std::path::PathBuf;
