@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::protocol::{self, FRAME_BYTES_MAX, ServerFrame};
 use crate::outbox::{Outbox, write_loop};
+use crate::protocol::{self, FRAME_BYTES_MAX, ServerFrame};
 use crate::reader::FrameReader;
 use crate::session::{Line, Outcome, Session, SessionAction, SessionConfig};
 
@@ -166,7 +166,11 @@ async fn connect<N: Network>(network: &N, config: &ClientConfig) -> Result<Link<
                     tracing::debug!(%error, "writing to the server failed");
                 }
             });
-            Ok(Link { frames: FrameReader::new(connection.reader, FRAME_BYTES_MAX), outbox, writer })
+            Ok(Link {
+                frames: FrameReader::new(connection.reader, FRAME_BYTES_MAX),
+                outbox,
+                writer,
+            })
         }
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!(

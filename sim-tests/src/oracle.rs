@@ -454,9 +454,16 @@ impl Checker<'_> {
         }
     }
 
-    /// A client is told its session is gone only if the room saw it leave.
+    /// A client is told its session is gone only if the room saw that
+    /// session leave: a departure of its nickname after its latest join.
     fn no_spurious_rejoin(&mut self, who: &Option<String>, run: &RunRecord) {
+        let mut own_join: Option<Seq> = None;
         for (at, line) in &run.shown {
+            if let Line::Joined { nick, seq } = line
+                && *nick == run.nick
+            {
+                own_join = Some(*seq);
+            }
             if !matches!(line, Line::Rejoining) {
                 continue;
             }
@@ -464,7 +471,15 @@ impl Checker<'_> {
                 .log
                 .events
                 .iter()
-                .any(|(time, event)| *time <= *at && *event == Event::Left(run.nick.clone()));
+                .enumerate()
+                .any(|(index, (time, event))| {
+                    let after_join = own_join.is_none_or(|join| index as Seq + 1 > join);
+                    let after_start = *time >= run.started;
+                    after_join
+                        && after_start
+                        && *time <= *at
+                        && *event == Event::Left(run.nick.clone())
+                });
             self.verdict.expect(
                 self.seed,
                 left_before,

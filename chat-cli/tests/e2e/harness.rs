@@ -261,11 +261,6 @@ impl Client {
         client
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the process.
     pub fn signal(&self, name: &str) {
         signal(self.child.id(), name);

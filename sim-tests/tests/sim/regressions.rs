@@ -14,6 +14,10 @@ const SEEDS: [(u64, &str); 1] = [(
 fn seeds_that_once_failed_pass() {
     for (seed, caught) in SEEDS {
         let result = sweep::run_seed(seed);
-        assert!(result.passed(), "seed {seed} ({caught}) fails again:\n{}", sweep::failure_report(&result));
+        assert!(
+            result.passed(),
+            "seed {seed} ({caught}) fails again:\n{}",
+            sweep::failure_report(&result)
+        );
     }
 }
