@@ -3,7 +3,9 @@
 //! A thin binary: argument parsing (clap), logging, terminal input and output.
 //! The chat itself is chat-core, over chat-net's real TCP.
 
+mod bench;
 mod client;
+mod limits;
 mod server;
 
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Join a chat server from the terminal (or from piped input).
     Client(client::ClientArgs),
+    /// Measure the server under load, alone or beside ngIRCd and InspIRCd.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +35,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server(args) => server::main(args),
         Command::Client(args) => client::main(args),
+        Command::Bench(args) => bench::main(args),
     }
 }

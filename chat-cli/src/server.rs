@@ -88,6 +88,10 @@ pub fn main(args: ServerArgs) -> ExitCode {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    match crate::limits::raise_open_files() {
+        Ok(limit) => tracing::debug!("open-file limit: {limit}"),
+        Err(error) => tracing::warn!("Cannot raise the open-file limit: {error}."),
+    }
     let config = args.config();
     let listener = TokioNetwork.bind(&args.listen).await?;
     let seed = rand::random::<u64>();

@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use bytes::{Buf, Bytes};
@@ -22,7 +23,7 @@ use tokio::sync::Notify;
 const FRAMES_PER_WRITE_MAX: usize = 64;
 
 /// A writer's local queue keeps at most this much capacity while idle.
-const IDLE_CAPACITY_MAX: usize = 16;
+const IDLE_CAPACITY_MAX: usize = 4;
 
 /// Why a frame was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +58,8 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     wake_writer: Notify,
+    /// Woken when the outbox is closed without flushing.
+    wake_aborted: Notify,
     bytes_max: usize,
 }
 
@@ -71,6 +74,7 @@ impl Outbox {
                 closing: Closing::Open,
             }),
             wake_writer: Notify::new(),
+            wake_aborted: Notify::new(),
             bytes_max,
         }
     }
@@ -133,8 +137,28 @@ impl Outbox {
             (Closing::Now, _) | (_, false) => Closing::Now,
             (_, true) => Closing::AfterFlush,
         };
+        let aborted = state.closing == Closing::Now;
         drop(state);
         self.wake_writer.notify_one();
+        if aborted {
+            self.wake_aborted.notify_waiters();
+        }
+    }
+
+    /// Completes once the outbox is closed without flushing: whoever holds
+    /// the connection must drop it (a writer may be blocked on a peer that
+    /// does not read).
+    pub async fn aborted(&self) {
+        loop {
+            let notified = self.wake_aborted.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close in between is not missed.
+            notified.as_mut().enable();
+            if self.lock().closing == Closing::Now {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Bytes queued or being written.
@@ -196,12 +220,7 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -
     let mut local = VecDeque::new();
     while outbox.take(&mut local).await {
         while !local.is_empty() {
-            let mut slices = [IoSlice::new(&[]); FRAMES_PER_WRITE_MAX];
-            let count = local.len().min(FRAMES_PER_WRITE_MAX);
-            for (slice, frame) in slices.iter_mut().zip(&local) {
-                *slice = IoSlice::new(frame);
-            }
-            let written = writer.write_vectored(&slices[..count]).await?;
+            let written = write_some(&mut writer, &local).await?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -216,6 +235,24 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -
         }
     }
     writer.shutdown().await
+}
+
+/// One vectored write of up to [`FRAMES_PER_WRITE_MAX`] queued frames. The
+/// slice array lives only during a poll, not in the future's state: an idle
+/// connection's writer stays small.
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frames: &VecDeque<Bytes>,
+) -> io::Result<usize> {
+    std::future::poll_fn(|context| {
+        let mut slices = [IoSlice::new(&[]); FRAMES_PER_WRITE_MAX];
+        let count = frames.len().min(FRAMES_PER_WRITE_MAX);
+        for (slice, frame) in slices.iter_mut().zip(frames) {
+            *slice = IoSlice::new(frame);
+        }
+        Pin::new(&mut *writer).poll_write_vectored(context, &slices[..count])
+    })
+    .await
 }
 
 /// Removes `written` bytes from the front of `frames`.

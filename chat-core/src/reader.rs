@@ -7,16 +7,23 @@ use tokio_util::codec::Decoder;
 
 use crate::protocol::{FrameDecoder, FrameError};
 
-/// Bytes a connection's read buffer grows by.
-const READ_CHUNK_BYTES: usize = 4096;
+/// Room for the next read while a connection is idle: a whole buffer per idle
+/// connection would cost more memory than everything else it holds.
+const READ_CHUNK_MIN: usize = 256;
+
+/// Room for the next read while a connection keeps its reads full.
+const READ_CHUNK_MAX: usize = 64 * 1024;
 
 /// Reads frames from a stream, enforcing the frame size limit.
 ///
-/// A small wrapper instead of tokio-util's `FramedRead` so that the read
-/// buffer can be released while the connection is idle.
+/// A small wrapper instead of tokio-util's `FramedRead` (which keeps an
+/// 8 KiB buffer per connection) so that an idle connection holds a small
+/// buffer, and a busy one a growing one.
 pub struct FrameReader<R, T> {
     reader: R,
     buffer: BytesMut,
+    /// Room to make for the next read: doubles while reads fill it.
+    chunk: usize,
     decoder: FrameDecoder<T>,
     /// No more frames will be returned (end of stream, or an error).
     finished: bool,
@@ -30,6 +37,7 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
         Self {
             reader,
             buffer: BytesMut::new(),
+            chunk: READ_CHUNK_MIN,
             decoder: FrameDecoder::new(frame_bytes_max),
             finished: false,
             eof: false,
@@ -46,7 +54,7 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
         self.finished = true;
         self.buffer.clear();
         while !self.eof {
-            self.buffer.reserve(READ_CHUNK_BYTES);
+            self.buffer.reserve(self.chunk);
             match self.reader.read_buf(&mut self.buffer).await {
                 Ok(0) | Err(_) => self.eof = true,
                 Ok(_) => self.buffer.clear(),
@@ -68,12 +76,17 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
                     return Some(Err(error));
                 }
             }
-            if self.buffer.is_empty() && self.buffer.capacity() > 0 {
-                // Idle between frames: hold no buffer while waiting.
-                self.buffer = BytesMut::new();
+            if self.buffer.is_empty() {
+                // Between frames: wait with a small buffer.
+                if self.buffer.capacity() > READ_CHUNK_MIN {
+                    self.buffer = BytesMut::new();
+                }
+                self.chunk = READ_CHUNK_MIN;
             }
-            self.buffer.reserve(READ_CHUNK_BYTES);
+            self.buffer.reserve(self.chunk);
+            let room = self.buffer.capacity() - self.buffer.len();
             match self.reader.read_buf(&mut self.buffer).await {
+                Ok(read) if read == room => self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX),
                 Ok(0) => {
                     self.finished = true;
                     self.eof = true;

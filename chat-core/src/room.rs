@@ -266,7 +266,7 @@ struct Connection {
 struct Session {
     nick: String,
     room: RoomId,
-    token: String,
+    token: u128,
     connection: Option<ConnectionId>,
     detached_since: Duration,
     /// Highest client message id accepted, if any.
@@ -302,7 +302,7 @@ pub struct Rooms {
     room_ids: BTreeMap<String, RoomId>,
     connections: BTreeMap<ConnectionId, Connection>,
     sessions: BTreeMap<SessionId, Session>,
-    tokens: BTreeMap<String, SessionId>,
+    tokens: BTreeMap<u128, SessionId>,
     next_session: u64,
     next_heartbeat: Duration,
     shutting_down: bool,
@@ -311,7 +311,15 @@ pub struct Rooms {
 }
 
 fn random_hex(rng: &mut SmallRng) -> String {
-    format!("{:016x}{:016x}", rng.random::<u64>(), rng.random::<u64>())
+    format!("{:032x}", rng.random::<u128>())
+}
+
+/// A session token as the welcome wrote it: 32 hexadecimal digits.
+fn parse_token(token: &str) -> Option<u128> {
+    if token.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(token, 16).ok()
 }
 
 impl Rooms {
@@ -575,7 +583,8 @@ impl Rooms {
         if resume.incarnation != self.incarnation {
             return None;
         }
-        let session_id = *self.tokens.get(&resume.token)?;
+        let token = parse_token(&resume.token)?;
+        let session_id = *self.tokens.get(&token)?;
         let session = &self.sessions[&session_id];
         let same_room = self.rooms[session.room.0].name == room;
         (session.nick == nick && same_room).then_some(session_id)
@@ -592,14 +601,14 @@ impl Rooms {
         }
         let session = SessionId(self.next_session);
         self.next_session += 1;
-        let token = random_hex(&mut self.rng);
-        self.tokens.insert(token.clone(), session);
+        let token = self.rng.random::<u128>();
+        self.tokens.insert(token, session);
         self.sessions.insert(
             session,
             Session {
                 nick: nick.clone(),
                 room,
-                token: token.clone(),
+                token,
                 connection: None,
                 detached_since: Duration::ZERO,
                 last_id: None,
@@ -634,7 +643,7 @@ impl Rooms {
         now: Duration,
     ) {
         let session = &self.sessions[&session_id];
-        let (room, token, older) = (session.room, session.token.clone(), session.connection);
+        let (room, token, older) = (session.room, session.token, session.connection);
         if let Some(older) = older {
             if planted!(NoEviction) {
                 self.send_error(connection, ErrorCode::SessionUnknown, "session in use");
@@ -882,7 +891,7 @@ impl Rooms {
         &mut self,
         connection: ConnectionId,
         room: RoomId,
-        token: String,
+        token: u128,
         welcomed: Welcomed,
     ) {
         let (resumed, last_seq, replayed) = match welcomed {
@@ -892,7 +901,7 @@ impl Rooms {
         let welcome = ServerFrame::Welcome {
             version: PROTOCOL_VERSION,
             room: self.rooms[room.0].name.clone(),
-            token,
+            token: format!("{token:032x}"),
             incarnation: self.incarnation.clone(),
             resumed,
             last_seq,

@@ -63,16 +63,9 @@ enum Ending {
     Flushed(std::io::Result<()>),
 }
 
-/// The outbound side of one connection, as the state machine's actions see it.
-struct ConnectionHandle {
-    outbox: Outbox,
-    /// Cancelled when the connection must stop at once.
-    abort: CancellationToken,
-}
-
 struct State {
     rooms: Rooms,
-    connections: BTreeMap<ConnectionId, Arc<ConnectionHandle>>,
+    connections: BTreeMap<ConnectionId, Arc<Outbox>>,
     next_connection: u64,
     /// Most bytes ever queued for one connection.
     queued_bytes_peak: usize,
@@ -149,16 +142,13 @@ impl State {
                         }
                     }
                     Action::Replay { to, frames } => {
-                        if let Some(handle) = self.connections.get(&to) {
-                            let _ = handle.outbox.push_replay(frames);
+                        if let Some(outbox) = self.connections.get(&to) {
+                            let _ = outbox.push_replay(frames);
                         }
                     }
                     Action::Close { connection, flush } => {
-                        if let Some(handle) = self.connections.get(&connection) {
-                            handle.outbox.close(flush);
-                            if !flush {
-                                handle.abort.cancel();
-                            }
+                        if let Some(outbox) = self.connections.get(&connection) {
+                            outbox.close(flush);
                         }
                     }
                     Action::Log(notice) => {
@@ -184,16 +174,16 @@ impl State {
 /// full. (A free function, so that it can run while the room's recipients are
 /// borrowed.)
 fn push(
-    connections: &BTreeMap<ConnectionId, Arc<ConnectionHandle>>,
+    connections: &BTreeMap<ConnectionId, Arc<Outbox>>,
     queued_bytes_peak: &mut usize,
     to: ConnectionId,
     frame: Bytes,
     overflowed: &mut Vec<ConnectionId>,
 ) {
-    let Some(handle) = connections.get(&to) else {
+    let Some(outbox) = connections.get(&to) else {
         return;
     };
-    match handle.outbox.push(frame) {
+    match outbox.push(frame) {
         Ok(queued) => *queued_bytes_peak = (*queued_bytes_peak).max(queued),
         Err(PushError::Full) => overflowed.push(to),
         Err(PushError::Closed) => {}
@@ -335,37 +325,34 @@ async fn serve_connection<N: Network>(
     id: ConnectionId,
     connection: Connection<N::Reader, N::Writer>,
 ) {
-    let handle = Arc::new(ConnectionHandle {
-        outbox: Outbox::new(shared.config.queue_bytes_max),
-        abort: CancellationToken::new(),
-    });
+    let outbox = Arc::new(Outbox::new(shared.config.queue_bytes_max));
     {
         let now = shared.now();
         let mut state = shared.lock();
-        state.connections.insert(id, handle.clone());
+        state.connections.insert(id, outbox.clone());
         state.rooms.handle_connection_opened(id, now);
         state.carry_out(now);
     }
     tracing::debug!(connection = %id, peer = %connection.peer, "accepted");
     let mut frames = FrameReader::<_, ClientFrame>::new(connection.reader, FRAME_BYTES_MAX);
-    let writing = write_loop(connection.writer, &handle.outbox);
+    let writing = write_loop(connection.writer, &outbox);
     tokio::pin!(writing);
     let mut reading = true;
     let ending = loop {
         tokio::select! {
             biased;
-            () = handle.abort.cancelled() => break Ending::Aborted,
+            () = outbox.aborted() => break Ending::Aborted,
             result = &mut writing => break Ending::Flushed(result),
             frame = frames.next(), if reading => match frame {
                 // Frames that arrive while the server closes are dropped.
-                Some(Ok(_)) if handle.outbox.is_closed() => {}
+                Some(Ok(_)) if outbox.is_closed() => {}
                 Some(Ok(frame)) => shared.handle(|rooms, now| rooms.handle_frame(id, frame, now)),
                 Some(Err(error)) => {
                     reading = false;
                     tracing::debug!(connection = %id, %error, "bad input");
                     shared.handle(|rooms, now| rooms.handle_bad_frame(id, &error, now));
                 }
-                None if handle.outbox.is_closed() => reading = false,
+                None if outbox.is_closed() => reading = false,
                 None => break Ending::PeerClosed,
             },
         }

@@ -111,16 +111,22 @@ pub fn crashed_client() -> Scenario {
 /// never notice; when Sam reads again, his client catches up.
 pub fn slow_reader() -> Scenario {
     let long = "a long message that fills queues quickly ".repeat(12);
-    let mut alice_says = Vec::new();
-    let mut bob_says = Vec::new();
-    for index in 0..30 {
-        let at = 3.0 + f64::from(index) * 0.5;
-        alice_says.push(say(at, &format!("Alice {index}: {long}")));
-        bob_says.push(say(at + 0.25, &format!("Bob {index}")));
-    }
+    let alice_says = (0..100)
+        .map(|index| {
+            say(
+                3.0 + f64::from(index) * 0.15,
+                &format!("Alice {index}: {long}"),
+            )
+        })
+        .collect();
     let alice = user("alice-pc", "Alice", 0.5, alice_says);
-    let bob = user("bob-pc", "Bob", 0.5, bob_says);
-    let mut sam = user("sam-pc", "Sam", 0.5, vec![say(2.0, "I will be right back")]);
+    let bob = user(
+        "bob-pc",
+        "Bob",
+        0.5,
+        vec![say(2.0, "Go ahead, Alice"), say(20.0, "That was a lot")],
+    );
+    let mut sam = user("sam-pc", "Sam", 0.5, vec![say(2.2, "I will be right back")]);
     sam.freezes.push((secs(2.5), secs(22.5)));
     scenario(
         "Sam's client stops reading",

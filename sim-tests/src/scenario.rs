@@ -20,10 +20,13 @@ pub const SERVER_PORT: u16 = 9999;
 
 /// Per-connection queue limit in simulations: small, so that a client that
 /// stops reading fills it within a run.
-pub const SIM_QUEUE_BYTES_MAX: usize = 8192;
+pub const SIM_QUEUE_BYTES_MAX: usize = 4096;
 
-/// Per-stream segment capacity of turmoil's TCP in simulations.
-pub const SIM_TCP_CAPACITY: usize = 8;
+/// Per-stream segment capacity of turmoil's TCP in simulations (each write
+/// is one segment). turmoil uses the same number as the listener's backlog
+/// and panics when a burst of held connection attempts overflows it, so it
+/// stays at turmoil's default.
+pub const SIM_TCP_CAPACITY: usize = 64;
 
 /// Room history in simulations: small, so that resumes after long outages
 /// meet gap notices.

@@ -3,12 +3,20 @@
 use sim_tests::sweep;
 
 /// Each seed, with what it caught.
-const SEEDS: [(u64, &str); 1] = [(
-    799,
-    "the client wrote inline, so a write stalled by a partition kept it from \
-     ticking: it noticed the dead server late, and the server kept a stopped \
-     reader's connection past its bound",
-)];
+const SEEDS: [(u64, &str); 2] = [
+    (
+        799,
+        "the client wrote inline, so a write stalled by a partition kept it from \
+         ticking: it noticed the dead server late, and the server kept a stopped \
+         reader's connection past its bound",
+    ),
+    (
+        592,
+        "connection attempts held during a fault arrived all at once and \
+         overflowed turmoil's listen backlog, which panics (the backlog is \
+         tcp_capacity, now turmoil's default)",
+    ),
+];
 
 #[test]
 fn seeds_that_once_failed_pass() {
