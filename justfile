@@ -33,6 +33,18 @@ sim-planted:
     RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
     target/planted/sim/sim planted --max-seeds 200
 
+# Our server under load, alone: the five scenarios, one table.
+bench *flags:
+    cargo build --quiet --release --bin chat-cli
+    target/release/chat-cli bench {{flags}}
+
+# The same scenarios against ngIRCd and InspIRCd too (installed if missing); ratios in target/bench/peers.json.
+bench-peers *flags:
+    command -v ngircd >/dev/null && command -v inspircd >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd inspircd)
+    -pkill -x ngircd; pkill -x inspircd
+    cargo build --quiet --release --bin chat-cli
+    target/release/chat-cli bench --peers --peers-config ../shared/peers --json target/bench/peers.json {{flags}}
+
 # Lints and formatting, as CI checks them.
 check:
     cargo fmt --all --check

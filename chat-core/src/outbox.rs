@@ -218,7 +218,13 @@ impl Outbox {
 /// closed with `flush == false`.
 pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -> io::Result<()> {
     let mut local = VecDeque::new();
-    while outbox.take(&mut local).await {
+    loop {
+        // Let the tasks that are running queue more first: under load a
+        // write then carries many frames; when idle this costs one yield.
+        tokio::task::yield_now().await;
+        if !outbox.take(&mut local).await {
+            break;
+        }
         while !local.is_empty() {
             let written = write_some(&mut writer, &local).await?;
             if written == 0 {

@@ -62,6 +62,20 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
         }
     }
 
+    /// The next frame if one is already buffered, without reading.
+    pub fn try_next(&mut self) -> Option<Result<T, FrameError>> {
+        if self.finished {
+            return None;
+        }
+        match self.decoder.decode(&mut self.buffer) {
+            Ok(frame) => frame.map(Ok),
+            Err(error) => {
+                self.finished = true;
+                Some(Err(error))
+            }
+        }
+    }
+
     /// The next frame; `None` at a clean end of stream. Cancel-safe.
     pub async fn next(&mut self) -> Option<Result<T, FrameError>> {
         if self.finished {

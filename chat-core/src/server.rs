@@ -50,6 +50,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// Most frames of one connection handled under one lock, so that one busy
+/// sender cannot hold the room for long.
+const FRAMES_PER_LOCK_MAX: usize = 64;
+
 /// How long a connection closed by the server keeps draining its input.
 const LINGER: Duration = Duration::from_secs(1);
 
@@ -320,6 +324,34 @@ async fn tick_loop(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
+/// Hands `first` and every further frame already read to the state machine
+/// under one lock, then carries out their actions together: a busy sender's
+/// messages reach each recipient's queue in one go. Returns a decoding error
+/// met on the way.
+fn handle_frames<R: tokio::io::AsyncRead + Unpin>(
+    shared: &Shared,
+    id: ConnectionId,
+    first: ClientFrame,
+    frames: &mut FrameReader<R, ClientFrame>,
+) -> Option<crate::protocol::FrameError> {
+    let now = shared.now();
+    let mut state = shared.lock();
+    state.rooms.handle_frame(id, first, now);
+    let mut failed = None;
+    for _ in 0..FRAMES_PER_LOCK_MAX {
+        match frames.try_next() {
+            Some(Ok(frame)) => state.rooms.handle_frame(id, frame, now),
+            Some(Err(error)) => {
+                failed = Some(error);
+                break;
+            }
+            None => break,
+        }
+    }
+    state.carry_out(now);
+    failed
+}
+
 async fn serve_connection<N: Network>(
     shared: Arc<Shared>,
     id: ConnectionId,
@@ -346,7 +378,13 @@ async fn serve_connection<N: Network>(
             frame = frames.next(), if reading => match frame {
                 // Frames that arrive while the server closes are dropped.
                 Some(Ok(_)) if outbox.is_closed() => {}
-                Some(Ok(frame)) => shared.handle(|rooms, now| rooms.handle_frame(id, frame, now)),
+                Some(Ok(frame)) => {
+                    if let Some(error) = handle_frames(&shared, id, frame, &mut frames) {
+                        reading = false;
+                        tracing::debug!(connection = %id, %error, "bad input");
+                        shared.handle(|rooms, now| rooms.handle_bad_frame(id, &error, now));
+                    }
+                }
                 Some(Err(error)) => {
                     reading = false;
                     tracing::debug!(connection = %id, %error, "bad input");

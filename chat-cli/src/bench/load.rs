@@ -282,6 +282,10 @@ async fn join_all(dialect: Dialect, addr: &str, prefix: &str, count: usize) -> R
 }
 
 /// Reads one member's lines until told to stop; tallies deliveries.
+///
+/// Works on whole buffers: every complete line in what one read brought is
+/// parsed in place (a partial last line is carried over), and one clock
+/// reading stamps them all.
 async fn read_member(
     dialect: Dialect,
     mut reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -292,30 +296,60 @@ async fn read_member(
     mut stop: watch::Receiver<bool>,
 ) -> Tally {
     let mut tally = Tally::new(talkers);
-    let mut line = Vec::with_capacity(256);
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        line.clear();
-        let read = tokio::select! {
+        let chunk = tokio::select! {
             biased;
             _ = stop.changed() => return tally,
-            read = reader.read_until(b'\n', &mut line) => read,
+            read = reader.fill_buf() => match read {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                _ => return tally,
+            },
         };
-        match read {
-            Ok(0) | Err(_) => return tally,
-            Ok(_) => {}
-        }
-        let content = line.strip_suffix(b"\n").unwrap_or(&line);
-        if let Incoming::Message(delivered) = wire::parse(dialect, content) {
-            let now = Instant::now();
-            if observed == Some(delivered.talker as usize) {
-                let talker = delivered.talker as usize;
-                progress.seen[talker].fetch_max(u64::from(delivered.seq) + 1, Ordering::Relaxed);
-                progress.moved[talker].notify_one();
+        let now = Instant::now();
+        let mut line_start = 0;
+        for newline in memchr::memchr_iter(b'\n', chunk) {
+            if carry.is_empty() {
+                on_line(
+                    dialect,
+                    &chunk[line_start..newline],
+                    observed,
+                    &progress,
+                    &mut tally,
+                    start,
+                    now,
+                );
+            } else {
+                carry.extend_from_slice(&chunk[line_start..newline]);
+                on_line(dialect, &carry, observed, &progress, &mut tally, start, now);
+                carry.clear();
             }
-            tally.record(delivered, start, now);
+            line_start = newline + 1;
         }
-        // PINGs go unanswered here: the runs are far shorter than the
-        // peers' ping timeouts (600 s in the shared configs).
+        carry.extend_from_slice(&chunk[line_start..]);
+        let length = chunk.len();
+        reader.consume(length);
+    }
+}
+
+/// Tallies one line. (PINGs go unanswered: the runs are far shorter than
+/// the peers' ping timeouts, 600 s in the shared configs.)
+fn on_line(
+    dialect: Dialect,
+    line: &[u8],
+    observed: Option<usize>,
+    progress: &Progress,
+    tally: &mut Tally,
+    start: Instant,
+    now: Instant,
+) {
+    if let Incoming::Message(delivered) = wire::parse(dialect, line) {
+        let talker = delivered.talker as usize;
+        if observed == Some(talker) {
+            progress.seen[talker].fetch_max(u64::from(delivered.seq) + 1, Ordering::Relaxed);
+            progress.moved[talker].notify_one();
+        }
+        tally.record(delivered, start, now);
     }
 }
 
