@@ -40,6 +40,10 @@ pub struct ServerArgs {
     #[arg(long, env = "CHAT_HISTORY_MAX", default_value_t = 1024)]
     history_max: usize,
 
+    /// Worker threads of the async runtime (0: one per CPU core).
+    #[arg(long, env = "CHAT_THREADS", default_value_t = 0)]
+    threads: usize,
+
     /// How long shutdown waits for clients to take their last messages.
     #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
@@ -71,7 +75,11 @@ pub fn main(args: ServerArgs) -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        builder.worker_threads(args.threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("chat-cli server: cannot start the async runtime: {error}");

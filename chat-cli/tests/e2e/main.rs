@@ -6,6 +6,7 @@
 mod harness;
 
 mod bad_input;
+mod bench;
 mod demo;
 mod failures;
 mod slow_reader;

@@ -1,0 +1,70 @@
+//! The load generator itself: a small run against our server loses,
+//! doubles and reorders nothing, and writes the JSON it promises.
+
+use std::process::Command;
+
+fn run_bench(json: &std::path::Path, scenarios: &str) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
+        .args([
+            "bench",
+            "--scenarios",
+            scenarios,
+            "--scale",
+            "0.02",
+            "--runs",
+            "1",
+            "--json",
+        ])
+        .arg(json)
+        .output()
+        .expect("run chat-cli bench");
+    assert!(
+        output.status.success(),
+        "bench failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(json).expect("the JSON file");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn a_small_run_delivers_everything_once_in_order() {
+    let directory = std::env::temp_dir().join(format!("chat-bench-test-{}", std::process::id()));
+    let json = directory.join("ours.json");
+    let document = run_bench(&json, "1,3,5");
+    let ours = &document["servers"]["chat (ours)"];
+    for scenario in ["scenario1", "scenario3", "scenario5"] {
+        let figures = &ours[scenario];
+        assert_eq!(figures["lost"], 0, "{scenario}: {figures}");
+        assert_eq!(figures["duplicated"], 0, "{scenario}: {figures}");
+        assert_eq!(figures["out_of_order"], 0, "{scenario}: {figures}");
+        assert!(
+            figures["deliveries"]
+                .as_u64()
+                .is_some_and(|count| count > 0),
+            "{scenario}: {figures}"
+        );
+        assert_eq!(
+            figures["deliveries"], figures["expected"],
+            "{scenario}: {figures}"
+        );
+    }
+    for key in [
+        "ratio_deliveries_scenario1",
+        "ratio_deliveries_scenario2",
+        "ratio_p99_scenario3",
+        "ratio_idle_memory",
+        "overload_rss_mib",
+        "scenario5_throughput_fraction",
+        "servers",
+    ] {
+        assert!(document.get(key).is_some(), "missing key {key}");
+    }
+    assert!(
+        document["overload_rss_mib"]
+            .as_f64()
+            .is_some_and(|mib| mib > 0.0 && mib < 64.0)
+    );
+    let _ = std::fs::remove_dir_all(directory);
+}
