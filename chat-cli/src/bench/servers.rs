@@ -177,25 +177,30 @@ fn workdir(name: &str) -> Result<TempDir> {
     Ok(TempDir(dir))
 }
 
-/// Starts ngIRCd in the foreground with the shared config.
-pub fn start_ngircd(peers: &Path) -> Result<Server> {
+/// Starts an IRC peer in the foreground: its config rendered from the
+/// shared template into a fresh folder, then `program` with `arguments`
+/// (given the config's path).
+fn start_peer(
+    program: &str,
+    peers: &Path,
+    arguments: impl Fn(&Path) -> Vec<String>,
+) -> Result<Server> {
     let port = free_port()?;
-    let dir = workdir("ngircd")?;
-    let config = dir.0.join("ngircd.conf");
+    let dir = workdir(program)?;
+    let config = dir.0.join(format!("{program}.conf"));
     fs::write(
         &config,
-        render_config(&peers.join("ngircd.conf"), port, &dir.0)?,
+        render_config(&peers.join(format!("{program}.conf")), port, &dir.0)?,
     )?;
-    let mut child = Command::new("ngircd")
-        .args(["-n", "-p", "-f"])
-        .arg(&config)
+    let mut child = Command::new(program)
+        .args(arguments(&config))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .context("start ngircd (apt-get install ngircd)")?;
+        .with_context(|| format!("start {program} (apt-get install {program})"))?;
     let addr = format!("127.0.0.1:{port}");
-    wait_listening(&addr, &mut child, "ngircd")?;
+    wait_listening(&addr, &mut child, program)?;
     Ok(Server {
         dialect: Dialect::Irc,
         addr,
@@ -204,29 +209,25 @@ pub fn start_ngircd(peers: &Path) -> Result<Server> {
     })
 }
 
-/// Starts InspIRCd in the foreground with the shared config.
+/// Starts ngIRCd with the shared config.
+pub fn start_ngircd(peers: &Path) -> Result<Server> {
+    start_peer("ngircd", peers, |config| {
+        vec![
+            "-n".into(),
+            "-p".into(),
+            "-f".into(),
+            config.display().to_string(),
+        ]
+    })
+}
+
+/// Starts InspIRCd with the shared config.
 pub fn start_inspircd(peers: &Path) -> Result<Server> {
-    let port = free_port()?;
-    let dir = workdir("inspircd")?;
-    let config = dir.0.join("inspircd.conf");
-    fs::write(
-        &config,
-        render_config(&peers.join("inspircd.conf"), port, &dir.0)?,
-    )?;
-    let mut child = Command::new("inspircd")
-        .args(["--nofork", "--runasroot"])
-        .arg(format!("--config={}", config.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start inspircd (apt-get install inspircd)")?;
-    let addr = format!("127.0.0.1:{port}");
-    wait_listening(&addr, &mut child, "inspircd")?;
-    Ok(Server {
-        dialect: Dialect::Irc,
-        addr,
-        child,
-        _workdir: Some(dir),
+    start_peer("inspircd", peers, |config| {
+        vec![
+            "--nofork".into(),
+            "--runasroot".into(),
+            format!("--config={}", config.display()),
+        ]
     })
 }

@@ -105,3 +105,19 @@ fn clients_reconnect_by_themselves_when_the_server_restarts() {
     alice.type_line("after the restart");
     bob.wait_for("Alice: after the restart");
 }
+
+#[test]
+fn running_out_of_file_descriptors_backs_off_and_recovers() {
+    let mut server = Server::start_with_file_limit(40, &[]);
+    // More connections than descriptors: the kernel completes them, the
+    // server cannot accept them all.
+    let flood: Vec<std::net::TcpStream> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(&server.addr).ok())
+        .collect();
+    let warning = server.wait_for_log("accepting again in");
+    assert!(warning.contains("Too many open files"), "{warning}");
+    drop(flood);
+    let mut alice = Client::join(&server.addr, "Alice");
+    alice.type_line("still serving");
+    alice.wait_for("Alice: still serving");
+}

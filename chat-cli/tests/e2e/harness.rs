@@ -134,8 +134,30 @@ impl Server {
 
     /// Starts a server listening on `addr`.
     pub fn start_on(addr: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(binary())
-            .args(["server", "--listen", addr])
+        Self::spawn(
+            Command::new(binary()).args(["server", "--listen", addr]),
+            extra,
+        )
+    }
+
+    /// Starts a server that may hold at most `files` file descriptors
+    /// (through prlimit(1)).
+    pub fn start_with_file_limit(files: u32, extra: &[&str]) -> Self {
+        let limit = format!("--nofile={files}:{files}");
+        Self::spawn(
+            Command::new("prlimit").args([
+                limit.as_str(),
+                binary(),
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+            ]),
+            extra,
+        )
+    }
+
+    fn spawn(command: &mut Command, extra: &[&str]) -> Self {
+        let mut child = command
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
