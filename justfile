@@ -13,10 +13,9 @@ client *args:
 
 # Every test: unit, property, end-to-end over loopback, simulation scenarios, a seed sweep, planted bugs.
 test:
-    cargo nextest run --workspace --no-fail-fast
-    cargo test --workspace --doc
     {{just_executable()}} sim 300 --require-mechanisms
     {{just_executable()}} sim-planted
+    cargo nextest run --workspace --no-fail-fast
 
 # Seeded fault-injection sweep: every safety and liveness property, on N seeds (default 300).
 sim seeds="300" *flags:
