@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chat_core::client::ClientConfig;
 use chat_core::protocol::{self, ErrorCode};
-use chat_core::session::{EndReason, Line, Outcome};
+use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
 use chat_net::TokioNetwork;
 use clap::Args;
 use rustyline::error::ReadlineError;
@@ -27,9 +27,27 @@ Exit codes:
   4  the server refused the nickname (taken or invalid) or the protocol version
   5  left the chat, but some messages were not delivered (too long, or never acknowledged)";
 
+/// The limits that are not options, from the code's own defaults, and the
+/// exit codes.
+fn after_help() -> String {
+    let session = SessionConfig::new("", "");
+    format!(
+        "Fixed limits:
+  unacknowledged messages  {unacked} at most; reading input waits while that many are in flight
+  handshake                {handshake:?} from connecting to the server's welcome
+  reconnect pauses         {min:?}, doubling up to {max:?}, each drawn between half and all of it
+
+{EXIT_CODES}",
+        unacked = session.unacked_max,
+        handshake = session.handshake_timeout,
+        min = session.reconnect_backoff_min,
+        max = session.reconnect_backoff_max,
+    )
+}
+
 /// Options of `chat-cli client`.
 #[derive(Debug, Args)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = after_help())]
 pub struct ClientArgs {
     /// Server address (`host:port`).
     #[arg(long, env = "CHAT_SERVER", default_value = "127.0.0.1:9999")]

@@ -10,8 +10,34 @@ use chat_net::{Network, TokioNetwork};
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+/// The limits that are not options, from the code's own constants.
+fn fixed_limits() -> String {
+    let room = RoomConfig::default();
+    let server = ServerConfig::default();
+    format!(
+        "Fixed limits (see PROTOCOL.md):
+  frame                {frame} bytes, newline included; longer lines are refused before buffering
+  message text         {text} bytes of UTF-8, no control characters but tab
+  nickname, room name  1 to {nick} characters
+  rooms per server     {rooms}
+  retried ids          the last {acks} per session are remembered for deduplication
+  clock tick           {tick:?} (heartbeats, timeouts and grace periods are checked this often)
+  accept backoff       {backoff:?} after a failed accept (for example, out of file descriptors)
+  lingering close      {linger:?} of draining a refused client's input before closing",
+        frame = chat_core::protocol::FRAME_BYTES_MAX,
+        text = chat_core::protocol::TEXT_BYTES_MAX,
+        nick = chat_core::protocol::NICK_CHARS_MAX,
+        rooms = room.rooms_max,
+        acks = room.acks_remembered_max,
+        tick = server.tick,
+        backoff = server.accept_backoff,
+        linger = chat_core::server::LINGER,
+    )
+}
+
 /// Options of `chat-cli server`.
 #[derive(Debug, Args)]
+#[command(after_help = fixed_limits())]
 pub struct ServerArgs {
     /// Address to listen on (`host:port`; port 0 picks a free port, and the
     /// log says which).

@@ -55,7 +55,7 @@ impl Default for ServerConfig {
 const FRAMES_PER_LOCK_MAX: usize = 64;
 
 /// How long a connection closed by the server keeps draining its input.
-const LINGER: Duration = Duration::from_secs(1);
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// How a connection task's main loop ended.
 enum Ending {

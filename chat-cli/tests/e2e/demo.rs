@@ -148,3 +148,48 @@ fn end_of_piped_input_leaves_after_everything_is_delivered() {
         );
     }
 }
+
+#[test]
+fn help_documents_every_option_its_environment_variable_and_the_fixed_limits() {
+    let help = |command: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_chat-cli"))
+            .args([command, "--help"])
+            .output()
+            .expect("run chat-cli --help");
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).expect("UTF-8 help")
+    };
+    let server = help("server");
+    for expected in [
+        "--listen",
+        "CHAT_LISTEN",
+        "--queue-bytes-max",
+        "--heartbeat-interval",
+        "--heartbeat-timeout",
+        "--session-grace",
+        "--history-max",
+        "--threads",
+        "Fixed limits",
+        "16384 bytes",
+    ] {
+        assert!(
+            server.contains(expected),
+            "server --help lacks {expected:?}:\n{server}"
+        );
+    }
+    let client = help("client");
+    for expected in [
+        "--server",
+        "CHAT_SERVER",
+        "--nick",
+        "--room",
+        "--reconnect-give-up",
+        "Exit codes",
+        "256 at most",
+    ] {
+        assert!(
+            client.contains(expected),
+            "client --help lacks {expected:?}:\n{client}"
+        );
+    }
+}
