@@ -166,11 +166,6 @@ impl Outbox {
         self.lock().bytes
     }
 
-    /// The byte limit.
-    pub fn bytes_max(&self) -> usize {
-        self.bytes_max
-    }
-
     /// True once [`Outbox::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.lock().closing != Closing::Open

@@ -46,11 +46,6 @@ impl Bug {
             Bug::NoEviction => "no-eviction",
         }
     }
-
-    /// The bug with this name.
-    pub fn from_name(name: &str) -> Option<Bug> {
-        Bug::ALL.into_iter().find(|bug| bug.name() == name)
-    }
 }
 
 static ACTIVE: AtomicU8 = AtomicU8::new(0);

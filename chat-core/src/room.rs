@@ -366,16 +366,6 @@ impl Rooms {
         &self.incarnation
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &RoomConfig {
-        &self.config
-    }
-
-    /// Number of open connections.
-    pub fn connection_count(&self) -> usize {
-        self.connections.len()
-    }
-
     /// A connection was accepted.
     pub fn handle_connection_opened(&mut self, connection: ConnectionId, now: Duration) {
         let previous = self.connections.insert(

@@ -214,11 +214,6 @@ impl ServerHandle {
         self.shared.lock().rooms.stats()
     }
 
-    /// The server's incarnation id.
-    pub fn incarnation(&self) -> String {
-        self.shared.lock().rooms.incarnation().to_owned()
-    }
-
     /// Most bytes ever queued for one connection.
     pub fn queued_bytes_peak(&self) -> usize {
         self.shared.lock().queued_bytes_peak
