@@ -8,6 +8,8 @@
 //!   no I/O, read no clock and use only the randomness they are handed.
 //! - [`reader`] and [`outbox`]: reading frames from a stream, and the bounded
 //!   per-connection queue of encoded frames with the loop that writes it.
+//! - `fanout` (private): gathers a room's consecutive broadcasts so that each
+//!   recipient gets them in one push.
 //! - [`server`] and [`client`]: the async drivers that feed the state machines
 //!   from the network and carry out their actions.
 
@@ -28,6 +30,7 @@ macro_rules! planted {
 }
 
 pub mod client;
+mod fanout;
 pub mod outbox;
 #[cfg(chat_planted)]
 pub mod planted;

@@ -53,6 +53,16 @@ struct State {
     closing: Closing,
 }
 
+/// What [`Outbox::push_without_waking`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// Bytes now queued that count against the limit.
+    pub queued: usize,
+    /// The queue was empty, so the writer may be waiting: it must be woken
+    /// with [`Outbox::wake_writer`].
+    pub was_empty: bool,
+}
+
 /// The outbound queue of one connection.
 #[derive(Debug)]
 pub struct Outbox {
@@ -85,9 +95,20 @@ impl Outbox {
         self.state.lock().expect("outbox lock poisoned")
     }
 
-    /// Queues a frame without waiting; returns the bytes now queued that
-    /// count against the limit.
+    /// Queues a frame without waiting and wakes the writer; returns the
+    /// bytes now queued that count against the limit.
     pub fn push(&self, frame: Bytes) -> Result<usize, PushError> {
+        let pushed = self.push_without_waking(frame)?;
+        if pushed.was_empty {
+            self.wake_writer();
+        }
+        Ok(pushed.queued)
+    }
+
+    /// Queues a frame like [`Outbox::push`] but leaves waking the writer to
+    /// the caller (see [`Pushed::was_empty`]), who can then do it after
+    /// releasing its own locks.
+    pub fn push_without_waking(&self, frame: Bytes) -> Result<Pushed, PushError> {
         let mut state = self.lock();
         if state.closing != Closing::Open {
             return Err(PushError::Closed);
@@ -96,15 +117,17 @@ impl Outbox {
         if live + frame.len() > self.bytes_max && !planted!(UnboundedQueue) {
             return Err(PushError::Full);
         }
-        let queued = live + frame.len();
         state.bytes += frame.len();
         state.frames.push_back(frame);
-        let was_empty = state.frames.len() == 1;
-        drop(state);
-        if was_empty {
-            self.wake_writer.notify_one();
-        }
-        Ok(queued)
+        Ok(Pushed {
+            queued: state.bytes - state.replay_bytes,
+            was_empty: state.frames.len() == 1,
+        })
+    }
+
+    /// Wakes the writer to take what is queued.
+    pub fn wake_writer(&self) {
+        self.wake_writer.notify_one();
     }
 
     /// Queues the events a resumed client missed, all at once and beyond the

@@ -73,7 +73,7 @@ impl fmt::Display for ConnectionId {
 
 /// A room, as numbered by [`Rooms`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RoomId(usize);
+pub struct RoomId(pub(crate) usize);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct SessionId(u64);
@@ -354,6 +354,11 @@ impl Rooms {
     /// The connections a broadcast to `room` goes to.
     pub fn recipients(&self, room: RoomId) -> impl Iterator<Item = ConnectionId> + '_ {
         self.rooms[room.0].connections.iter().copied()
+    }
+
+    /// True if a broadcast to `room` goes to `connection`.
+    pub fn is_recipient(&self, room: RoomId, connection: ConnectionId) -> bool {
+        self.rooms[room.0].connections.contains(&connection)
     }
 
     /// The mechanism counters.

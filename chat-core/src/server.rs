@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::fanout::Run;
 use crate::outbox::{Outbox, PushError, write_loop};
 use crate::protocol::{ClientFrame, FRAME_BYTES_MAX};
 use crate::reader::FrameReader;
@@ -73,6 +74,10 @@ struct State {
     next_connection: u64,
     /// Most bytes ever queued for one connection.
     queued_bytes_peak: usize,
+    /// Outboxes whose writers must be woken once the lock is released (a
+    /// wake-up may make a system call to unpark a runtime thread, which the
+    /// other connections should not wait for).
+    to_wake: Vec<Arc<Outbox>>,
     observer: Option<Observer>,
 }
 
@@ -113,56 +118,61 @@ impl Shared {
         let mut state = self.lock();
         event(&mut state.rooms, now);
         state.carry_out(now);
+        unlock_and_wake(state);
     }
 }
 
 impl State {
     /// Carries out every pending action. A connection whose queue is full is
     /// reported back to the state machine, which may produce more actions.
+    ///
+    /// Consecutive broadcasts to one room are gathered into a [`Run`], so
+    /// that each recipient gets them in one push.
     fn carry_out(&mut self, now: Duration) {
         let mut overflowed = Vec::new();
         loop {
+            let mut run: Option<Run> = None;
             while let Some(action) = self.rooms.poll_action() {
                 match action {
-                    Action::Send { to, frame } => push(
-                        &self.connections,
-                        &mut self.queued_bytes_peak,
-                        to,
-                        frame,
-                        &mut overflowed,
-                    ),
                     Action::Broadcast { room, frame } => {
                         if let Some(observer) = self.observer.as_mut() {
                             observer(Observed::Event(&frame));
                         }
-                        for to in self.rooms.recipients(room) {
-                            push(
-                                &self.connections,
-                                &mut self.queued_bytes_peak,
-                                to,
-                                frame.clone(),
-                                &mut overflowed,
-                            );
+                        match run.as_mut() {
+                            Some(run) if run.room() == room => run.extend(&frame),
+                            _ => {
+                                self.finish_run(run.take(), &mut overflowed);
+                                run = Some(Run::new(room, frame));
+                            }
                         }
                     }
-                    Action::Replay { to, frames } => {
-                        if let Some(outbox) = self.connections.get(&to) {
-                            let _ = outbox.push_replay(frames);
+                    Action::Send { to, frame } => match run.as_mut() {
+                        Some(run) if self.rooms.is_recipient(run.room(), to) => {
+                            run.interleave(to, frame);
                         }
-                    }
-                    Action::Close { connection, flush } => {
-                        if let Some(outbox) = self.connections.get(&connection) {
-                            outbox.close(flush);
-                        }
-                    }
+                        _ => self.push(to, frame, &mut overflowed),
+                    },
                     Action::Log(notice) => {
                         if let Some(observer) = self.observer.as_mut() {
                             observer(Observed::Notice(&notice));
                         }
                         log(&notice);
                     }
+                    Action::Replay { to, frames } => {
+                        self.finish_run(run.take(), &mut overflowed);
+                        if let Some(outbox) = self.connections.get(&to) {
+                            let _ = outbox.push_replay(frames);
+                        }
+                    }
+                    Action::Close { connection, flush } => {
+                        self.finish_run(run.take(), &mut overflowed);
+                        if let Some(outbox) = self.connections.get(&connection) {
+                            outbox.close(flush);
+                        }
+                    }
                 }
             }
+            self.finish_run(run.take(), &mut overflowed);
             if overflowed.is_empty() {
                 return;
             }
@@ -172,25 +182,72 @@ impl State {
             }
         }
     }
+
+    /// Pushes a run's frames to every recipient in its room.
+    fn finish_run(&mut self, run: Option<Run>, overflowed: &mut Vec<ConnectionId>) {
+        let Some(run) = run else {
+            return;
+        };
+        let recipients = self.rooms.recipients(run.room());
+        let mut pushes = Pushes {
+            connections: &self.connections,
+            queued_bytes_peak: &mut self.queued_bytes_peak,
+            to_wake: &mut self.to_wake,
+            overflowed,
+        };
+        run.finish(recipients, |to, frames| pushes.push(to, frames));
+    }
+
+    fn push(&mut self, to: ConnectionId, frame: Bytes, overflowed: &mut Vec<ConnectionId>) {
+        Pushes {
+            connections: &self.connections,
+            queued_bytes_peak: &mut self.queued_bytes_peak,
+            to_wake: &mut self.to_wake,
+            overflowed,
+        }
+        .push(to, frame);
+    }
 }
 
-/// Queues a frame for one connection; notes the connection if its queue is
-/// full. (A free function, so that it can run while the room's recipients are
-/// borrowed.)
-fn push(
-    connections: &BTreeMap<ConnectionId, Arc<Outbox>>,
-    queued_bytes_peak: &mut usize,
-    to: ConnectionId,
-    frame: Bytes,
-    overflowed: &mut Vec<ConnectionId>,
-) {
-    let Some(outbox) = connections.get(&to) else {
-        return;
-    };
-    match outbox.push(frame) {
-        Ok(queued) => *queued_bytes_peak = (*queued_bytes_peak).max(queued),
-        Err(PushError::Full) => overflowed.push(to),
-        Err(PushError::Closed) => {}
+/// The parts of [`State`] that queuing frames needs, borrowed apart from the
+/// room (whose recipients are being iterated meanwhile).
+struct Pushes<'a> {
+    connections: &'a BTreeMap<ConnectionId, Arc<Outbox>>,
+    queued_bytes_peak: &'a mut usize,
+    to_wake: &'a mut Vec<Arc<Outbox>>,
+    overflowed: &'a mut Vec<ConnectionId>,
+}
+
+impl Pushes<'_> {
+    /// Queues frames for one connection. A connection whose queue is full is
+    /// noted, and its queue closed at once so that nothing after the refused
+    /// frames is written.
+    fn push(&mut self, to: ConnectionId, frames: Bytes) {
+        let Some(outbox) = self.connections.get(&to) else {
+            return;
+        };
+        match outbox.push_without_waking(frames) {
+            Ok(pushed) => {
+                *self.queued_bytes_peak = (*self.queued_bytes_peak).max(pushed.queued);
+                if pushed.was_empty {
+                    self.to_wake.push(outbox.clone());
+                }
+            }
+            Err(PushError::Full) => {
+                outbox.close(false);
+                self.overflowed.push(to);
+            }
+            Err(PushError::Closed) => {}
+        }
+    }
+}
+
+/// Releases the lock, then wakes the writers that have new frames.
+fn unlock_and_wake(mut state: MutexGuard<'_, State>) {
+    let to_wake = std::mem::take(&mut state.to_wake);
+    drop(state);
+    for outbox in to_wake {
+        outbox.wake_writer();
     }
 }
 
@@ -249,6 +306,7 @@ pub async fn run<N: Network>(
             connections: BTreeMap::new(),
             next_connection: 1,
             queued_bytes_peak: 0,
+            to_wake: Vec::new(),
             observer: None,
         }),
         config,
@@ -321,21 +379,19 @@ async fn tick_loop(shared: Arc<Shared>, stop: CancellationToken) {
 
 /// Hands `first` and every further frame already read to the state machine
 /// under one lock, then carries out their actions together: a busy sender's
-/// messages reach each recipient's queue in one go. Returns a decoding error
-/// met on the way.
+/// messages reach each recipient's queue in one go. The frames are decoded
+/// before the lock is taken. Returns a decoding error met on the way.
 fn handle_frames<R: tokio::io::AsyncRead + Unpin>(
     shared: &Shared,
     id: ConnectionId,
     first: ClientFrame,
     frames: &mut FrameReader<R, ClientFrame>,
 ) -> Option<crate::protocol::FrameError> {
-    let now = shared.now();
-    let mut state = shared.lock();
-    state.rooms.handle_frame(id, first, now);
+    let mut batch = vec![first];
     let mut failed = None;
-    for _ in 0..FRAMES_PER_LOCK_MAX {
+    while batch.len() < FRAMES_PER_LOCK_MAX {
         match frames.try_next() {
-            Some(Ok(frame)) => state.rooms.handle_frame(id, frame, now),
+            Some(Ok(frame)) => batch.push(frame),
             Some(Err(error)) => {
                 failed = Some(error);
                 break;
@@ -343,7 +399,13 @@ fn handle_frames<R: tokio::io::AsyncRead + Unpin>(
             None => break,
         }
     }
+    let now = shared.now();
+    let mut state = shared.lock();
+    for frame in batch {
+        state.rooms.handle_frame(id, frame, now);
+    }
     state.carry_out(now);
+    unlock_and_wake(state);
     failed
 }
 
@@ -359,6 +421,7 @@ async fn serve_connection<N: Network>(
         state.connections.insert(id, outbox.clone());
         state.rooms.handle_connection_opened(id, now);
         state.carry_out(now);
+        unlock_and_wake(state);
     }
     tracing::debug!(connection = %id, peer = %connection.peer, "accepted");
     let mut frames = FrameReader::<_, ClientFrame>::new(connection.reader, FRAME_BYTES_MAX);
