@@ -1,14 +1,22 @@
 //! Reading frames from a stream.
 
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use bytes::BytesMut;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio_util::codec::Decoder;
 
 use crate::protocol::{FrameDecoder, FrameError};
 
-/// Room for the next read while a connection is idle: a whole buffer per idle
-/// connection would cost more memory than everything else it holds.
+/// Most bytes read at once while no partial frame is buffered. Such a read
+/// goes to the stack and only what arrived is copied to the heap, so that an
+/// idle connection holds no buffer at all.
+const READ_IDLE_BYTES_MAX: usize = 16 * 1024;
+
+/// Room for the next read after a partial frame, at first.
 const READ_CHUNK_MIN: usize = 256;
 
 /// Room for the next read while a connection keeps its reads full.
@@ -17,8 +25,8 @@ const READ_CHUNK_MAX: usize = 64 * 1024;
 /// Reads frames from a stream, enforcing the frame size limit.
 ///
 /// A small wrapper instead of tokio-util's `FramedRead` (which keeps an
-/// 8 KiB buffer per connection) so that an idle connection holds a small
-/// buffer, and a busy one a growing one.
+/// 8 KiB buffer per connection) so that an idle connection holds no buffer,
+/// and a busy one a growing one.
 pub struct FrameReader<R, T> {
     reader: R,
     buffer: BytesMut,
@@ -90,17 +98,24 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
                     return Some(Err(error));
                 }
             }
-            if self.buffer.is_empty() {
-                // Between frames: wait with a small buffer.
-                if self.buffer.capacity() > READ_CHUNK_MIN {
-                    self.buffer = BytesMut::new();
-                }
+            let read = if self.buffer.is_empty() {
+                // Between frames: wait without a buffer.
+                self.buffer = BytesMut::new();
                 self.chunk = READ_CHUNK_MIN;
-            }
-            self.buffer.reserve(self.chunk);
-            let room = self.buffer.capacity() - self.buffer.len();
-            match self.reader.read_buf(&mut self.buffer).await {
-                Ok(read) if read == room => self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX),
+                std::future::poll_fn(|context| {
+                    poll_read_copied(&mut self.reader, &mut self.buffer, context)
+                })
+                .await
+            } else {
+                self.buffer.reserve(self.chunk);
+                let room = self.buffer.capacity() - self.buffer.len();
+                let read = self.reader.read_buf(&mut self.buffer).await;
+                if matches!(read, Ok(read) if read == room) {
+                    self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+                }
+                read
+            };
+            match read {
                 Ok(0) => {
                     self.finished = true;
                     self.eof = true;
@@ -114,5 +129,80 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
                 }
             }
         }
+    }
+}
+
+/// One read into a stack buffer; what arrived is appended to `buffer`.
+fn poll_read_copied<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut BytesMut,
+    context: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_IDLE_BYTES_MAX];
+    let mut chunk = ReadBuf::uninit(&mut chunk);
+    ready!(Pin::new(reader).poll_read(context, &mut chunk))?;
+    buffer.extend_from_slice(chunk.filled());
+    Poll::Ready(Ok(chunk.filled().len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::protocol::ClientFrame;
+
+    const HEARTBEAT: &[u8] = b"{\"type\":\"heartbeat\"}\n";
+
+    #[tokio::test]
+    async fn frames_split_and_joined_across_reads_all_arrive_and_idle_holds_no_buffer() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut frames = FrameReader::<_, ClientFrame>::new(ours, 1024);
+        // Two frames in one read, then one frame cut in the middle.
+        let mut input = [HEARTBEAT, HEARTBEAT].concat();
+        input.extend_from_slice(&HEARTBEAT[..7]);
+        peer.write_all(&input).await.expect("duplex write");
+        for _ in 0..2 {
+            let frame = frames.next().await.expect("a frame").expect("valid");
+            assert_eq!(frame, ClientFrame::Heartbeat);
+        }
+        let rest = async {
+            tokio::task::yield_now().await;
+            peer.write_all(&HEARTBEAT[7..]).await.expect("duplex write");
+            peer
+        };
+        let (frame, mut peer) = tokio::join!(frames.next(), rest);
+        assert_eq!(
+            frame.expect("a frame").expect("valid"),
+            ClientFrame::Heartbeat
+        );
+        {
+            // Waiting for the next frame holds no buffer.
+            let mut waiting = std::pin::pin!(frames.next());
+            let mut context = Context::from_waker(std::task::Waker::noop());
+            assert!(waiting.as_mut().poll(&mut context).is_pending());
+        }
+        assert_eq!(
+            frames.buffer.capacity(),
+            0,
+            "nothing buffered between frames"
+        );
+        // A frame larger than one stack read still arrives whole.
+        let text = "x".repeat(READ_IDLE_BYTES_MAX + 100);
+        let big = format!("{{\"type\":\"send\",\"room\":\"r\",\"id\":1,\"text\":\"{text}\"}}\n");
+        let mut frames = FrameReader::<_, ClientFrame>::new(frames.reader, 64 * 1024);
+        let (_, frame) = tokio::join!(
+            async { peer.write_all(big.as_bytes()).await.expect("duplex write") },
+            frames.next()
+        );
+        match frame.expect("a frame").expect("valid") {
+            ClientFrame::Send { text: received, .. } => assert_eq!(received, text),
+            other => panic!("unexpected {other:?}"),
+        }
+        drop(peer);
+        assert!(frames.next().await.is_none(), "a clean end");
+        assert!(frames.at_eof());
     }
 }
