@@ -2,8 +2,9 @@
 //! counts and times what it receives.
 //!
 //! Talkers send as fast as the server takes them (each keeping at most
-//! [`WINDOW`] of its messages unseen by one other member, so that no queue
-//! grows without bound) or on a fixed schedule. Latency is measured from the
+//! [`WINDOW`] of its messages unseen by one other member, and all together
+//! at most [`LAG_MAX`] messages ahead of the slowest reading member, so that
+//! no queue grows without bound) or on a fixed schedule. Latency is measured from the
 //! time a message was meant to be sent, so a server that stalls the talkers
 //! is charged for the wait (no coordinated omission).
 
@@ -22,6 +23,12 @@ use super::wire::{self, Incoming, Member};
 
 /// Most messages a talker has in flight.
 const WINDOW: u64 = 32;
+
+/// Most messages any reading member may be behind the talkers, as fast as
+/// possible: without this bound a member that the generator's one thread
+/// reads late falls further and further behind, until the server drops it as
+/// a reader that does not keep up (ours at 1 MiB queued, ngIRCd at 32 KB).
+const LAG_MAX: u64 = 2048;
 
 /// Members join in waves of this many (some servers have short listen
 /// backlogs).
@@ -127,11 +134,44 @@ impl Tally {
 }
 
 /// Shared progress: for each talker, the highest sequence number one other
-/// member (its observer) has received, plus one.
+/// member (its observer) has received, plus one; and how far every reading
+/// member is behind.
 struct Progress {
     seen: Vec<AtomicU64>,
     /// Woken when a talker's counter moves.
     moved: Vec<Notify>,
+    /// Messages sent by all talkers together.
+    sent: AtomicU64,
+    /// For each reading member, messages received (its own counted as
+    /// received where the server does not echo them); `u64::MAX` once it
+    /// stopped reading.
+    received: Vec<AtomicU64>,
+    /// Woken when members received more.
+    caught_up: Notify,
+}
+
+impl Progress {
+    /// True when no reading member is more than [`LAG_MAX`] messages behind.
+    fn lag_ok(&self) -> bool {
+        let slowest = self
+            .received
+            .iter()
+            .map(|received| received.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX);
+        self.sent.load(Ordering::Relaxed) <= slowest.saturating_add(LAG_MAX)
+    }
+
+    /// Waits until no reading member lags too far.
+    async fn wait_for_lag(&self) {
+        loop {
+            let caught_up = self.caught_up.notified();
+            if self.lag_ok() {
+                return;
+            }
+            caught_up.await;
+        }
+    }
 }
 
 /// Runs `plan` against `server` and measures it.
@@ -151,6 +191,11 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<Figures> {
     let progress = Arc::new(Progress {
         seen: (0..plan.talkers).map(|_| AtomicU64::new(0)).collect(),
         moved: (0..plan.talkers).map(|_| Notify::new()).collect(),
+        sent: AtomicU64::new(0),
+        received: (0..plan.members + plan.idle)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+        caught_up: Notify::new(),
     });
     let (stop, stopped) = watch::channel(false);
     let start = Instant::now();
@@ -164,25 +209,31 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<Figures> {
         let observes = (index + plan.members - 1) % plan.members;
         let observed = (observes < plan.talkers).then_some(observes);
         readers.push(tokio::spawn(read_member(
-            dialect,
             reader,
-            plan.talkers,
-            observed,
-            progress.clone(),
-            start,
-            stopped.clone(),
+            Reading {
+                dialect,
+                member: index,
+                talkers: plan.talkers,
+                observed,
+                progress: progress.clone(),
+                start,
+                stop: stopped.clone(),
+            },
         )));
         writers.push(writer);
     }
-    for member in idle {
+    for (index, member) in idle.into_iter().enumerate() {
         readers.push(tokio::spawn(read_member(
-            dialect,
             member.reader,
-            plan.talkers,
-            None,
-            progress.clone(),
-            start,
-            stopped.clone(),
+            Reading {
+                dialect,
+                member: plan.members + index,
+                talkers: plan.talkers,
+                observed: None,
+                progress: progress.clone(),
+                start,
+                stop: stopped.clone(),
+            },
         )));
         writers.push(member.writer);
     }
@@ -287,15 +338,44 @@ async fn join_all(dialect: Dialect, addr: &str, prefix: &str, count: usize) -> R
 /// parsed in place (a partial last line is carried over), and one clock
 /// reading stamps them all.
 async fn read_member(
+    reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    mut reading: Reading,
+) -> Tally {
+    let tally = read_lines(reader, &mut reading).await;
+    // A member that stopped reading holds no one back.
+    reading.progress.received[reading.member].store(u64::MAX, Ordering::Relaxed);
+    reading.progress.caught_up.notify_waiters();
+    tally
+}
+
+/// What one member's reader needs to know.
+struct Reading {
     dialect: Dialect,
-    mut reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    /// Its index among the reading members.
+    member: usize,
     talkers: usize,
+    /// The talker whose window it keeps, if any.
     observed: Option<usize>,
     progress: Arc<Progress>,
     start: Instant,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+}
+
+async fn read_lines(
+    mut reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    reading: &mut Reading,
 ) -> Tally {
+    let Reading {
+        dialect,
+        member,
+        talkers,
+        observed,
+        ref progress,
+        start,
+        ref mut stop,
+    } = *reading;
     let mut tally = Tally::new(talkers);
+    let mut counted = 0;
     let mut carry: Vec<u8> = Vec::new();
     loop {
         let chunk = tokio::select! {
@@ -314,14 +394,14 @@ async fn read_member(
                     dialect,
                     &chunk[line_start..newline],
                     observed,
-                    &progress,
+                    progress,
                     &mut tally,
                     start,
                     now,
                 );
             } else {
                 carry.extend_from_slice(&chunk[line_start..newline]);
-                on_line(dialect, &carry, observed, &progress, &mut tally, start, now);
+                on_line(dialect, &carry, observed, progress, &mut tally, start, now);
                 carry.clear();
             }
             line_start = newline + 1;
@@ -329,6 +409,12 @@ async fn read_member(
         carry.extend_from_slice(&chunk[line_start..]);
         let length = chunk.len();
         reader.consume(length);
+        progress.received[member].fetch_add(
+            tally.deliveries + tally.duplicated - counted,
+            Ordering::Relaxed,
+        );
+        counted = tally.deliveries + tally.duplicated;
+        progress.caught_up.notify_waiters();
     }
 }
 
@@ -370,6 +456,7 @@ async fn talk(
         interval.mul_f64(talker as f64 / plan.talkers as f64)
     });
     let mut batch = String::new();
+    let mut in_batch = 0;
     for seq in 0..plan.messages {
         let intended = match interval {
             Some(interval) => {
@@ -388,11 +475,21 @@ async fn talk(
             u64::from(seq) + 1,
             &wire::text(talker as u32, seq, sent_ns),
         ));
+        in_batch += 1;
         if interval.is_some()
             || batch.len() > 4096
             || seq + 1 == plan.messages
             || !window_open(&progress.seen[talker], u64::from(seq) + 1)
         {
+            if interval.is_none() {
+                progress.wait_for_lag().await;
+            }
+            progress.sent.fetch_add(in_batch, Ordering::Relaxed);
+            if dialect == Dialect::Irc {
+                // IRC servers do not echo: count our own as received.
+                progress.received[talker].fetch_add(in_batch, Ordering::Relaxed);
+            }
+            in_batch = 0;
             writer.write_all(batch.as_bytes()).await?;
             batch.clear();
         }
