@@ -147,7 +147,7 @@ impl Outbox {
         }
         drop(state);
         if was_empty {
-            self.wake_writer.notify_one();
+            self.wake_writer();
         }
         Ok(())
     }
@@ -162,7 +162,7 @@ impl Outbox {
         };
         let aborted = state.closing == Closing::Now;
         drop(state);
-        self.wake_writer.notify_one();
+        self.wake_writer();
         if aborted {
             self.wake_aborted.notify_waiters();
         }

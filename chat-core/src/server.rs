@@ -188,24 +188,26 @@ impl State {
         let Some(run) = run else {
             return;
         };
-        let recipients = self.rooms.recipients(run.room());
-        let mut pushes = Pushes {
+        let room = run.room();
+        let (rooms, mut pushes) = self.split(overflowed);
+        run.finish(rooms.recipients(room), |to, frames| {
+            pushes.push(to, frames);
+        });
+    }
+
+    fn push(&mut self, to: ConnectionId, frame: Bytes, overflowed: &mut Vec<ConnectionId>) {
+        self.split(overflowed).1.push(to, frame);
+    }
+
+    /// The room, to read, beside what queuing frames needs.
+    fn split<'a>(&'a mut self, overflowed: &'a mut Vec<ConnectionId>) -> (&'a Rooms, Pushes<'a>) {
+        let pushes = Pushes {
             connections: &self.connections,
             queued_bytes_peak: &mut self.queued_bytes_peak,
             to_wake: &mut self.to_wake,
             overflowed,
         };
-        run.finish(recipients, |to, frames| pushes.push(to, frames));
-    }
-
-    fn push(&mut self, to: ConnectionId, frame: Bytes, overflowed: &mut Vec<ConnectionId>) {
-        Pushes {
-            connections: &self.connections,
-            queued_bytes_peak: &mut self.queued_bytes_peak,
-            to_wake: &mut self.to_wake,
-            overflowed,
-        }
-        .push(to, frame);
+        (&self.rooms, pushes)
     }
 }
 

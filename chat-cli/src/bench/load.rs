@@ -4,9 +4,9 @@
 //! Talkers send as fast as the server takes them (each keeping at most
 //! [`WINDOW`] of its messages unseen by one other member, and all together
 //! at most [`LAG_MAX`] messages ahead of the slowest reading member, so that
-//! no queue grows without bound) or on a fixed schedule. Latency is measured from the
-//! time a message was meant to be sent, so a server that stalls the talkers
-//! is charged for the wait (no coordinated omission).
+//! no queue grows without bound) or on a fixed schedule. Latency is measured
+//! from the time a message was meant to be sent, so a server that stalls the
+//! talkers is charged for the wait (no coordinated omission).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
