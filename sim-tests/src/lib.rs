@@ -16,6 +16,7 @@ pub mod named;
 pub mod net;
 pub mod oracle;
 pub mod scenario;
+pub mod seeds;
 pub mod sweep;
 pub mod trace;
 pub mod transcript;

@@ -6,11 +6,12 @@
 //! hand with fixed times, for the transcript snapshots.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
+
+use crate::seeds::SeedRng;
+pub use crate::seeds::stream;
 
 /// The server's host name in every simulation.
 pub const SERVER_HOST: &str = "server";
@@ -31,14 +32,6 @@ pub const SIM_TCP_CAPACITY: usize = 64;
 /// Room history in simulations: small, so that resumes after long outages
 /// meet gap notices.
 pub const SIM_HISTORY_MAX: usize = 32;
-
-/// An independent random stream for one purpose, derived from the seed.
-pub fn stream(seed: u64, purpose: &str) -> SmallRng {
-    // DefaultHasher::new() has fixed keys: the same in every process.
-    let mut hasher = DefaultHasher::new();
-    (seed, purpose).hash(&mut hasher);
-    SmallRng::seed_from_u64(hasher.finish())
-}
 
 /// Something a scripted user does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,7 +243,7 @@ fn host_name(index: usize) -> String {
 
 /// A user who joins, chats at random times, and sometimes leaves and comes
 /// back under the same nickname.
-fn user_script(rng: &mut SmallRng, index: usize, active: Duration, late: bool) -> ClientScript {
+fn user_script(rng: &mut SeedRng, index: usize, active: Duration, late: bool) -> ClientScript {
     let nick = format!("user{index}");
     let mut start = if late && rng.random_bool(0.3) {
         Duration::from_millis(rng.random_range(15_000..40_000))
@@ -295,7 +288,7 @@ fn user_script(rng: &mut SmallRng, index: usize, active: Duration, late: bool) -
 
 /// A unique, recognisable message text; now and then a long one, so that
 /// queues fill.
-fn message_text(rng: &mut SmallRng, client: usize, number: usize) -> String {
+fn message_text(rng: &mut SeedRng, client: usize, number: usize) -> String {
     let filler = if rng.random_bool(0.1) {
         rng.random_range(500..2_000)
     } else {
@@ -305,7 +298,7 @@ fn message_text(rng: &mut SmallRng, client: usize, number: usize) -> String {
 }
 
 /// Sometimes an extra host tries a nickname already in use.
-fn add_impostor(rng: &mut SmallRng, clients: &mut Vec<ClientScript>, active: Duration) {
+fn add_impostor(rng: &mut SeedRng, clients: &mut Vec<ClientScript>, active: Duration) {
     if !rng.random_bool(0.3) {
         return;
     }
@@ -331,7 +324,7 @@ fn add_impostor(rng: &mut SmallRng, clients: &mut Vec<ClientScript>, active: Dur
 
 /// Plans the faults of one kind; returns how many.
 fn plan_faults(
-    rng: &mut SmallRng,
+    rng: &mut SeedRng,
     kind: FaultKind,
     clients: &mut [ClientScript],
     active: Duration,

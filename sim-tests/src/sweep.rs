@@ -2,7 +2,11 @@
 //! exercised.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use chat_core::session::Line;
@@ -134,6 +138,22 @@ impl Summary {
         }
     }
 
+    /// Adds what another part of the sweep summed (the sweep runs seeds on
+    /// several threads).
+    pub fn merge(&mut self, other: Summary) {
+        self.seeds += other.seeds;
+        self.simulated += other.simulated;
+        self.checks += other.checks;
+        for (kind, count) in other.faults {
+            *self.faults.entry(kind).or_insert(0) += count;
+        }
+        for (name, count) in other.mechanisms {
+            *self.mechanisms.entry(name).or_insert(0) += count;
+        }
+        self.failures.extend(other.failures);
+        self.failures.sort_unstable();
+    }
+
     /// Mechanisms never exercised.
     pub fn unexercised(&self) -> Vec<&'static str> {
         MECHANISMS
@@ -200,4 +220,58 @@ pub fn failure_report(result: &SeedResult) -> String {
         report.push_str(&transcript::screens(observations));
     }
     report
+}
+
+/// Stack of each sweep thread: a simulated run nests deeply in debug builds.
+const SWEEP_THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Runs `work` on every seed of `seeds` on `jobs` threads (seeds are
+/// independent, and each run is deterministic whatever thread it is on) and
+/// hands each result to `collect`, on the calling thread, as it arrives.
+/// Seeds are started in increasing order; once `collect` returns false no
+/// new seed starts, but those already running finish and are collected, so
+/// every seed below the one that stopped the sweep has been collected.
+pub fn run_parallel<T: Send>(
+    seeds: Range<u64>,
+    jobs: usize,
+    work: impl Fn(u64) -> T + Sync,
+    mut collect: impl FnMut(u64, T) -> bool,
+) {
+    let next = AtomicU64::new(seeds.start);
+    let stopped = AtomicBool::new(false);
+    let (sender, receiver) = mpsc::channel();
+    thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let sender = sender.clone();
+            let (next, stopped, work) = (&next, &stopped, &work);
+            let worker = move || {
+                while !stopped.load(Ordering::SeqCst) {
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= seeds.end {
+                        return;
+                    }
+                    if sender.send((seed, work(seed))).is_err() {
+                        return;
+                    }
+                }
+            };
+            // Invariant: spawning fails only when the OS is out of threads,
+            // and then no sweep can run at all.
+            thread::Builder::new()
+                .stack_size(SWEEP_THREAD_STACK_BYTES)
+                .spawn_scoped(scope, worker)
+                .expect("spawn a sweep thread");
+        }
+        drop(sender);
+        for (seed, result) in receiver {
+            if !collect(seed, result) {
+                stopped.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+}
+
+/// Threads for a sweep: one per core.
+pub fn default_jobs() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
 }

@@ -2,8 +2,8 @@
 //! under a short header) and for determinism checks (with times).
 
 use std::fmt::Write;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
+use crate::seeds::{FNV_OFFSET, fnv1a};
 use crate::world::Observations;
 
 /// The header: seed (or scenario name) and the faults that were applied.
@@ -81,10 +81,10 @@ pub fn timed(observations: &Observations) -> String {
     text
 }
 
-/// A hash of the full trace and every timed transcript.
+/// A hash (FNV-1a, 64 bits) of the full trace and every timed transcript:
+/// two runs with the same fingerprint did the same thing at the same
+/// simulated instants, line for line.
 pub fn fingerprint(observations: &Observations) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    observations.trace.hash(&mut hasher);
-    timed(observations).hash(&mut hasher);
-    hasher.finish()
+    let hash = fnv1a(FNV_OFFSET, observations.trace.as_bytes());
+    fnv1a(hash, timed(observations).as_bytes())
 }

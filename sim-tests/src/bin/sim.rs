@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use sim_tests::scenario::FaultKind;
-use sim_tests::sweep::{self, MECHANISMS, Summary};
+use sim_tests::sweep::{self, MECHANISMS, SeedResult, Summary};
 use sim_tests::{oracle, transcript};
 
 /// Deterministic simulation of the chat: sweeps, replays, planted bugs.
@@ -31,6 +31,9 @@ enum Command {
         /// Also fail when a mechanism was never exercised.
         #[arg(long)]
         require_mechanisms: bool,
+        /// Threads running seeds (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Run one seed and print its full trace, the users' screens and the
     /// verdict.
@@ -58,7 +61,13 @@ fn main() -> ExitCode {
             seeds,
             start,
             require_mechanisms,
-        } => sweep_seeds(start, seeds, require_mechanisms),
+            jobs,
+        } => sweep_seeds(
+            start,
+            seeds,
+            jobs.unwrap_or_else(sweep::default_jobs),
+            require_mechanisms,
+        ),
         Command::Seed { seed } => replay(seed),
         Command::Fingerprint { seeds } => {
             for seed in seeds {
@@ -80,24 +89,32 @@ fn quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }
 
-fn sweep_seeds(start: u64, count: u64, require_mechanisms: bool) -> ExitCode {
+fn sweep_seeds(start: u64, count: u64, jobs: usize, require_mechanisms: bool) -> ExitCode {
     quiet_panics();
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut progress = Progress::new(count);
-    for seed in start..start + count {
-        let result = sweep::run_seed(seed);
+    let mut failed: Option<SeedResult> = None;
+    sweep::run_parallel(start..start + count, jobs, sweep::run_seed, |_, result| {
         summary.add(&result);
-        if !result.passed() {
-            progress.clear();
-            eprint!("{}", sweep::failure_report(&result));
-            print_summary(&summary, started);
-            return ExitCode::FAILURE;
-        }
         progress.update(summary.seeds, started);
-    }
+        if result.passed() {
+            return true;
+        }
+        // Of the failing seeds, the lowest is reported: the same one
+        // whatever the number of threads.
+        if failed.as_ref().is_none_or(|first| result.seed < first.seed) {
+            failed = Some(result);
+        }
+        false
+    });
     progress.clear();
-    print_summary(&summary, started);
+    if let Some(result) = &failed {
+        eprint!("{}", sweep::failure_report(result));
+        print_summary(&summary, started, jobs);
+        return ExitCode::FAILURE;
+    }
+    print_summary(&summary, started, jobs);
     let unexercised = summary.unexercised();
     if require_mechanisms && !unexercised.is_empty() {
         eprintln!("FAILED: never exercised: {}", unexercised.join(", "));
@@ -139,12 +156,12 @@ impl Progress {
     }
 }
 
-fn print_summary(summary: &Summary, started: Instant) {
+fn print_summary(summary: &Summary, started: Instant, jobs: usize) {
     let wall = started.elapsed().as_secs_f64();
     println!("simulation sweep");
     println!("  seeds run            {}", summary.seeds);
     println!(
-        "  seeds per second     {:.1}",
+        "  seeds per second     {:.1} ({jobs} threads)",
         summary.seeds as f64 / wall.max(1e-9)
     );
     println!(
@@ -234,13 +251,20 @@ mod planted {
         for bug in Bug::ALL {
             planted::activate(Some(bug));
             let property = expected_property(bug);
-            let caught = (0..max_seeds).find(|seed| {
-                let result = sweep::run_seed(*seed);
-                result
+            let catches = |seed| {
+                sweep::run_seed(seed)
                     .verdict
                     .violations
                     .iter()
                     .any(|violation| violation.property == property)
+            };
+            // The lowest seed that catches it, whatever the thread count.
+            let mut caught: Option<u64> = None;
+            sweep::run_parallel(0..max_seeds, sweep::default_jobs(), catches, |seed, hit| {
+                if hit && caught.is_none_or(|first| seed < first) {
+                    caught = Some(seed);
+                }
+                !hit
             });
             match caught {
                 Some(seed) => println!("{:22} {:22} {}", bug.name(), property, seed + 1),
