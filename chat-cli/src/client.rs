@@ -180,7 +180,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(chat_core::client::run(
-        TokioNetwork,
+        TokioNetwork::default(),
         config,
         input,
         |line: &Line| screen.show(&line.to_string()),

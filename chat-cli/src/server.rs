@@ -127,7 +127,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Err(error) => tracing::warn!("Cannot raise the open-file limit: {error}."),
     }
     let config = args.config();
-    let listener = TokioNetwork.bind(&args.listen).await?;
+    let listener = TokioNetwork::default().bind(&args.listen).await?;
     let seed = rand::random::<u64>();
     chat_core::server::run::<TokioNetwork>(listener, config, seed, shutdown_signal(), |_| {})
         .await?;
