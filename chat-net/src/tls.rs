@@ -321,7 +321,22 @@ fn describe_certificate_error(error: &CertificateError, name: &ServerName<'_>) -
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "it is not valid yet".into()
         }
-        other => other.to_string(),
+        CertificateError::Revoked => "it has been revoked".into(),
+        CertificateError::BadSignature => "its signature does not verify".into(),
+        CertificateError::BadEncoding => "it is malformed".into(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "it is not meant for a server (extended key usage)".into()
+        }
+        // webpki's errors arrive as text; rustls shows them by their
+        // variant's name.
+        CertificateError::Other(other) if other.0.to_string() == "CaUsedAsEndEntity" => {
+            "it is a CA certificate, not a server's (a self-signed server certificate \
+             needs basicConstraints CA:FALSE)"
+                .into()
+        }
+        CertificateError::Other(other) => format!("it was refused ({})", other.0),
+        // rustls shows the remaining variants by their names.
+        other => format!("it was refused ({other:?})"),
     }
 }
 

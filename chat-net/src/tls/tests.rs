@@ -194,6 +194,51 @@ async fn a_server_signed_by_another_ca_is_not_trusted() {
 }
 
 #[tokio::test]
+async fn a_ca_certificate_served_as_the_servers_own_is_explained() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("a valid name");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("a fresh key");
+    let certificate = params.self_signed(&key).expect("self-signed");
+    let pair = Pair {
+        certificate: directory.path().join("self.pem"),
+        key: directory.path().join("self.key"),
+    };
+    std::fs::write(&pair.certificate, certificate.pem()).expect("write the certificate");
+    std::fs::write(&pair.key, key.serialize_pem()).expect("write the key");
+    let (mut listener, addr) = tls_listener(&pair).await;
+    let serving = tokio::spawn(async move {
+        let mut accepted = listener.accept().await.expect("accepted");
+        let _ = accepted.reader.read_u8().await;
+    });
+    let client = TlsClientConfig::with_root_pem_file(&pair.certificate)
+        .expect("the certificate as a root")
+        .with_server_name("localhost")
+        .expect("a valid name");
+    let refused = timeout(
+        WAIT,
+        TokioNetwork::default()
+            .with_tls_client(client)
+            .connect(&addr),
+    )
+    .await
+    .expect("refused in time")
+    .err()
+    .expect("refused");
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the certificate of {addr} is not trusted: it is a CA certificate, not a server's \
+             (a self-signed server certificate needs basicConstraints CA:FALSE)"
+        )
+    );
+    timeout(WAIT, serving)
+        .await
+        .expect("the server side ends")
+        .expect("ran");
+}
+
+#[tokio::test]
 async fn a_plain_server_is_told_apart_from_a_tls_one() {
     let mut listener = TokioNetwork::default()
         .bind("127.0.0.1:0")
