@@ -129,6 +129,16 @@ fn two_clients_chat_over_tls_trusting_the_system_roots() {
     alice.wait_for("Bob has connected to the chatroom.");
     still_chatting(&mut alice, "Alice", &mut bob, "Hello over TLS");
     still_chatting(&mut bob, "Bob", &mut alice, "Grüße, also encrypted");
+
+    // Shutting down still reaches them through TLS, and they say so.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    for client in [&mut alice, &mut bob] {
+        client.wait_for("The server is shutting down.");
+        client.wait_for_prefix(
+            "Connection to the server lost (the server shut down); reconnecting...",
+        );
+    }
 }
 
 #[test]
