@@ -12,7 +12,6 @@ use std::time::Duration;
 use chat_core::client::ClientConfig;
 use chat_core::protocol::{self, ErrorCode};
 use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
-use chat_net::TokioNetwork;
 use clap::Args;
 use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
@@ -78,6 +77,9 @@ pub struct ClientArgs {
     /// pauses, up to 5 s) for this long before giving up.
     #[arg(long, env = "CHAT_RECONNECT_GIVE_UP", default_value = "2m", value_parser = humantime::parse_duration)]
     reconnect_give_up: Duration,
+
+    #[command(flatten)]
+    tls: crate::tls::ClientTlsArgs,
 }
 
 /// How long the line editor gets to draw the last lines before exit.
@@ -132,6 +134,13 @@ impl Screen {
 
 /// Runs the client until the user leaves or the session ends.
 pub fn main(args: ClientArgs) -> ExitCode {
+    let network = match args.tls.network() {
+        Ok(network) => network,
+        Err(error) => {
+            eprintln!("Cannot set up TLS: {error}.");
+            return ExitCode::from(2);
+        }
+    };
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let mut editor = if interactive {
         DefaultEditor::new().ok()
@@ -180,7 +189,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(chat_core::client::run(
-        TokioNetwork,
+        network,
         config,
         input,
         |line: &Line| screen.show(&line.to_string()),

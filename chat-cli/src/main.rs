@@ -1,12 +1,14 @@
 //! `chat-cli`: the chat server and terminal client.
 //!
 //! A thin binary: argument parsing (clap), logging, terminal input and output.
-//! The chat itself is chat-core, over chat-net's real TCP.
+//! The chat itself is chat-core, over chat-net's real TCP (with TLS when
+//! asked for).
 
 mod bench;
 mod client;
 mod limits;
 mod server;
+mod tls;
 
 /// jemalloc rather than the system allocator: built to return freed pages to
 /// the system at once (`.cargo/config.toml`), it keeps a server's memory close

@@ -1,4 +1,4 @@
-//! `chat-cli server`: the real server over tokio TCP.
+//! `chat-cli server`: the real server over tokio TCP, optionally with TLS.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -9,6 +9,8 @@ use chat_core::server::ServerConfig;
 use chat_net::{Network, TokioNetwork};
 use clap::Args;
 use tracing_subscriber::EnvFilter;
+
+use crate::tls::ServerTlsArgs;
 
 /// The limits that are not options, from the code's own constants.
 fn fixed_limits() -> String {
@@ -73,6 +75,9 @@ pub struct ServerArgs {
     /// How long shutdown waits for clients to take their last messages.
     #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 impl ServerArgs {
@@ -92,7 +97,8 @@ impl ServerArgs {
     }
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
+/// Runs the server until SIGTERM or Ctrl-C (SIGHUP reloads the TLS
+/// certificate).
 pub fn main(args: ServerArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -127,10 +133,20 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Err(error) => tracing::warn!("Cannot raise the open-file limit: {error}."),
     }
     let config = args.config();
-    let listener = TokioNetwork.bind(&args.listen).await?;
-    let seed = rand::random::<u64>();
-    chat_core::server::run::<TokioNetwork>(listener, config, seed, shutdown_signal(), |_| {})
+    let tls = args.tls.load()?;
+    let listener = crate::tls::server_network(tls.as_ref())
+        .bind(&args.listen)
         .await?;
+    // Before the server says it listens: from then on SIGHUP must not kill it.
+    let reloading = crate::tls::reload_on_hangup(tls);
+    let seed = rand::random::<u64>();
+    let served =
+        chat_core::server::run::<TokioNetwork>(listener, config, seed, shutdown_signal(), |_| {})
+            .await;
+    if let Some(reloading) = reloading {
+        reloading.abort();
+    }
+    served?;
     tracing::info!("Server stopped.");
     Ok(())
 }

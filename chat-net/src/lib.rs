@@ -1,29 +1,34 @@
 //! The network the chat runs on, as a trait.
 //!
 //! chat-core's server and client drivers are generic over [`Network`], so the
-//! same code runs over real TCP ([`TokioNetwork`]) and, behind the `sim`
-//! feature, over turmoil's simulated network (`SimNetwork`), where partitions,
-//! delays and crashes are injected deterministically.
+//! same code runs over real TCP ([`TokioNetwork`], optionally with TLS) and,
+//! behind the `sim` feature, over turmoil's simulated network (`SimNetwork`),
+//! where partitions, delays and crashes are injected deterministically.
 //!
 //! The trait asks only for what both implementations offer: bind a listener,
 //! accept, connect, and split a stream into an owned read half and write half.
-//! This crate knows nothing about chat.
+//! TLS sits below it ([`TlsServerConfig`], [`TlsClientConfig`]), so the chat
+//! reads and writes the same bytes either way. This crate knows nothing about
+//! chat.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 mod tcp;
-pub use tcp::{TokioListener, TokioNetwork};
+mod tls;
+pub use tcp::{TokioListener, TokioNetwork, TokioReader, TokioWriter};
+pub use tls::{TlsClientConfig, TlsServerConfig};
 
 #[cfg(feature = "sim")]
 mod sim;
 #[cfg(feature = "sim")]
 pub use sim::{SimListener, SimNetwork};
 
-/// Errors of this crate: each names the address involved.
+/// Errors of this crate: each names the address or the file involved.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// The listener could not be bound.
@@ -45,6 +50,89 @@ pub enum NetError {
     /// Accepting a connection failed (for example: out of file descriptors).
     #[error("cannot accept a connection: {0}")]
     Accept(#[source] io::Error),
+    /// A TLS certificate or key file could not be read.
+    #[error("cannot read the TLS {what} file {}: {source}", path.display())]
+    TlsFileUnreadable {
+        /// What the file should hold ("certificate", "private key", ...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A TLS certificate or key file holds nothing usable of its kind.
+    #[error("the TLS {what} file {} {problem}", path.display())]
+    TlsFileInvalid {
+        /// What the file should hold.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The private key is not the certificate's.
+    #[error(
+        "the private key in {} does not match the certificate in {}",
+        key.display(),
+        certificate.display()
+    )]
+    TlsKeyMismatch {
+        /// The certificate file.
+        certificate: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// rustls refused the certificate and key for another reason.
+    #[error(
+        "the TLS certificate in {} with the key in {} cannot be used: {reason}",
+        certificate.display(),
+        key.display()
+    )]
+    TlsIdentityUnusable {
+        /// The certificate file.
+        certificate: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The system has no root certificates to verify servers with.
+    #[error("no trusted root certificates found on this system ({detail})")]
+    TlsRootsMissing {
+        /// What loading them reported.
+        detail: String,
+    },
+    /// A name that cannot be checked against a certificate.
+    #[error("{name:?} is not a host name or IP address a TLS certificate can be checked against")]
+    TlsNameInvalid {
+        /// The name given.
+        name: String,
+    },
+    /// The server's certificate did not verify.
+    #[error("the certificate of {addr} is not trusted: {reason}")]
+    TlsUntrusted {
+        /// The address connected to.
+        addr: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The peer answered the TLS handshake with something else than TLS,
+    /// or closed the connection.
+    #[error(
+        "the server at {addr} did not answer the TLS handshake: is it a TLS server? try without --tls"
+    )]
+    TlsNotAnswered {
+        /// The address connected to.
+        addr: String,
+    },
+    /// The TLS handshake failed for another reason.
+    #[error("the TLS handshake with {addr} failed: {reason}")]
+    TlsHandshake {
+        /// The address connected to.
+        addr: String,
+        /// What rustls said.
+        reason: String,
+    },
 }
 
 /// One established stream, already split into halves that can move to

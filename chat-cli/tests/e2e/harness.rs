@@ -156,7 +156,22 @@ impl Server {
         )
     }
 
-    fn spawn(command: &mut Command, extra: &[&str]) -> Self {
+    /// Starts a server that must fail to start; returns its exit status and
+    /// console messages.
+    pub fn fail_to_start(extra: &[&str]) -> (ExitStatus, Vec<String>) {
+        let mut command = Command::new(binary());
+        command.args(["server", "--listen", "127.0.0.1:0"]);
+        let (mut child, mut lines) = Self::spawn_child(&mut command, extra);
+        let status = wait_exit(&mut child, &mut lines, "the failing server");
+        let messages = lines
+            .seen
+            .iter()
+            .map(|line| console_message(line))
+            .collect();
+        (status, messages)
+    }
+
+    fn spawn_child(command: &mut Command, extra: &[&str]) -> (Child, Lines) {
         let mut child = command
             .args(extra)
             .env("RUST_LOG", "info")
@@ -165,7 +180,12 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start chat-cli server");
-        let mut lines = Lines::spawn(child.stdout.take().expect("piped stdout"));
+        let lines = Lines::spawn(child.stdout.take().expect("piped stdout"));
+        (child, lines)
+    }
+
+    fn spawn(command: &mut Command, extra: &[&str]) -> Self {
+        let (child, mut lines) = Self::spawn_child(command, extra);
         let listening = lines.wait_for("the listening address", |line| {
             line.contains("Listening on ")
         });
@@ -181,6 +201,14 @@ impl Server {
     /// Waits for a console message containing `text`.
     pub fn wait_for_log(&mut self, text: &str) -> String {
         self.lines.wait_for(text, |line| line.contains(text))
+    }
+
+    /// Waits until `times` console lines contain `text`.
+    pub fn wait_for_log_count(&mut self, text: &str, times: usize) {
+        let what = format!("{text:?} logged {times} times");
+        while self.lines.count(|line| line.contains(text)) < times {
+            self.lines.wait_next(&what);
+        }
     }
 
     /// How many console lines so far contain `text`.
@@ -242,9 +270,16 @@ pub struct Client {
 impl Client {
     /// Starts a client of `server` with extra options.
     pub fn start(server: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(server, extra, &[])
+    }
+
+    /// Starts a client of `server` with extra options and environment
+    /// variables.
+    pub fn start_with_env(server: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary())
             .args(["client", "--server", server])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -10,3 +10,4 @@ mod bench;
 mod demo;
 mod failures;
 mod slow_reader;
+mod tls;
