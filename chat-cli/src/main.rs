@@ -7,6 +7,7 @@
 mod bench;
 mod client;
 mod limits;
+mod logging;
 mod server;
 mod tls;
 

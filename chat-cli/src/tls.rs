@@ -48,10 +48,7 @@ impl ServerTlsArgs {
             // clap's `requires` makes it both or neither.
             return Ok(None);
         };
-        let refusal = protocol::encode(&ServerFrame::Error {
-            code: ErrorCode::BadFrame,
-            message: PLAINTEXT_REFUSAL.to_owned(),
-        });
+        let refusal = protocol::encode(&ServerFrame::error(ErrorCode::BadFrame, PLAINTEXT_REFUSAL));
         let config =
             TlsServerConfig::from_pem_files(certificate, key)?.with_plaintext_refusal(&refusal);
         tracing::info!(

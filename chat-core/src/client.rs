@@ -1,11 +1,14 @@
 //! The client driver: runs a [`Session`] over any [`Network`].
 //!
 //! The user's lines come in through a channel (the command line feeds it from
-//! the terminal or from piped input; a simulation feeds it from a script) and
-//! the lines to show go out through a callback. The channel is read only while
-//! the session wants input, so piped input waits while messages are waiting
-//! for acknowledgement instead of piling up.
+//! the terminal or from piped input; a simulation feeds it from a script),
+//! and what to show goes out through a callback. The channel is read only
+//! while the session wants input, so piped input waits while messages are
+//! waiting for acknowledgement instead of piling up. A `leave` future (a
+//! signal, a closed terminal) ends the session as `.exit` does, and after
+//! [`LEAVE_GRACE`] without the server's goodbye, at once.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,9 +38,14 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Defaults for `nick` joining the default room on `server`.
     pub fn new(server: impl Into<String>, nick: impl Into<String>) -> Self {
+        Self::with_session(server, SessionConfig::new(nick, protocol::DEFAULT_ROOM))
+    }
+
+    /// Defaults for a session configured as `session`.
+    pub fn with_session(server: impl Into<String>, session: SessionConfig) -> Self {
         Self {
             server: server.into(),
-            session: SessionConfig::new(nick, protocol::DEFAULT_ROOM),
+            session,
             connect_timeout: Duration::from_secs(5),
             tick: Duration::from_millis(250),
         }
@@ -48,6 +56,22 @@ impl ClientConfig {
 /// largest, escaped, with room to spare. Past it the connection is
 /// considered lost (the session re-sends after a resume).
 const QUEUE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// After the user asked to leave, how long the client waits for the
+/// server's goodbye (and for its last acks) before it exits anyway.
+pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
+
+/// What the user interface is told.
+#[derive(Debug)]
+pub enum Ui<'a> {
+    /// Show this line.
+    Show(&'a Line),
+    /// The prompt changed (while a line may be being typed).
+    Prompt(&'a str),
+    /// The session takes the next typed line now, after this prompt: what
+    /// the last line did (a room switch, say) is already in the prompt.
+    Ready(&'a str),
+}
 
 /// An open connection: frames are read here; writes go through a queue to a
 /// writer task, so that a stalled write never stops the session from
@@ -71,89 +95,166 @@ enum LinkEvent {
     WriterEnded,
 }
 
+/// The driver's state around the session.
+struct Driver<N: Network> {
+    network: N,
+    config: ClientConfig,
+    start: Instant,
+    session: Session,
+    link: Option<Link<N>>,
+    /// When the user asked to leave, if they did.
+    leaving_since: Option<Duration>,
+    /// A [`Ui::Ready`] was given and no line has come since.
+    ready: bool,
+}
+
 /// Runs one session until it ends, and tells how it ended.
 pub async fn run<N: Network>(
     network: N,
     config: ClientConfig,
     mut input: mpsc::Receiver<String>,
-    mut show: impl FnMut(&Line),
+    leave: impl Future<Output = ()>,
+    mut ui: impl FnMut(Ui<'_>),
 ) -> Outcome {
-    let start = Instant::now();
-    let mut session = Session::new(config.session.clone());
-    let mut link: Option<Link<N>> = None;
-    let mut input_open = true;
-    let mut ticks = tokio::time::interval(config.tick);
+    let mut driver = Driver {
+        session: Session::new(config.session.clone()),
+        network,
+        config,
+        start: Instant::now(),
+        link: None,
+        leaving_since: None,
+        ready: false,
+    };
+    let mut ticks = tokio::time::interval(driver.config.tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut input_open = true;
+    tokio::pin!(leave);
     loop {
-        while let Some(action) = session.poll_action() {
-            let now = start.elapsed();
-            match action {
-                SessionAction::Connect => match connect(&network, &config).await {
-                    Ok(opened) => {
-                        link = Some(opened);
-                        session.handle_connected(start.elapsed());
-                    }
-                    Err(reason) => session.handle_connect_failed(&reason, now),
-                },
-                SessionAction::Send(frame) => {
-                    let Some(open) = link.as_ref() else { continue };
-                    if open.outbox.push(protocol::encode(&frame)).is_err() {
-                        link = None;
-                        session.handle_disconnected(now);
-                    }
-                }
-                SessionAction::Show(line) => show(&line),
-                SessionAction::Disconnect => {
-                    if link.take().is_some() {
-                        session.handle_disconnected(now);
-                    }
-                }
-                SessionAction::Exit(mut outcome) => {
-                    drop(link.take());
-                    // Lines handed over but never read are not silently lost.
-                    input.close();
-                    let mut unsent = 0;
-                    while let Ok(line) = input.try_recv() {
-                        unsent += usize::from(line.trim() != ".exit");
-                    }
-                    if unsent > 0 {
-                        show(&Line::Unsent(unsent));
-                        outcome.not_delivered += unsent;
-                    }
-                    return outcome;
-                }
-            }
+        if let Some(outcome) = driver.carry_out(&mut ui).await {
+            return finish(outcome, &mut input, &mut ui);
+        }
+        if input_open && !driver.ready && driver.session.wants_input() {
+            driver.ready = true;
+            ui(Ui::Ready(driver.session.prompt()));
         }
         tokio::select! {
             biased;
-            event = next_event(&mut link), if link.is_some() => {
-                let now = start.elapsed();
-                match event {
-                    LinkEvent::Frame(Some(Ok(frame))) => session.handle_frame(frame, now),
-                    LinkEvent::Frame(Some(Err(error))) => {
-                        tracing::debug!(%error, "bad frame from the server");
-                        link = None;
-                        session.handle_disconnected(now);
-                    }
-                    LinkEvent::Frame(None) | LinkEvent::WriterEnded => {
-                        link = None;
-                        session.handle_disconnected(now);
-                    }
+            event = next_event(&mut driver.link), if driver.link.is_some() => driver.on_link_event(event),
+            () = &mut leave, if driver.leaving_since.is_none() => driver.on_leave(),
+            line = input.recv(), if input_open && driver.session.wants_input() => match line {
+                Some(line) => {
+                    driver.ready = false;
+                    driver.session.handle_user_line(line, driver.now());
                 }
-            }
-            line = input.recv(), if input_open && session.wants_input() => {
-                let now = start.elapsed();
-                match line {
-                    Some(line) => session.handle_user_line(line, now),
-                    None => {
-                        input_open = false;
-                        session.handle_input_closed(now);
-                    }
+                None => {
+                    input_open = false;
+                    driver.session.handle_input_closed(driver.now());
                 }
-            }
-            _ = ticks.tick() => session.handle_tick(start.elapsed()),
+            },
+            _ = ticks.tick() => driver.on_tick(),
         }
     }
+}
+
+impl<N: Network> Driver<N> {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Carries out the session's actions; the outcome once it is over.
+    async fn carry_out(&mut self, ui: &mut impl FnMut(Ui<'_>)) -> Option<Outcome> {
+        // Bounded: each action is handled once; a connect is one attempt.
+        while let Some(action) = self.session.poll_action() {
+            let now = self.now();
+            match action {
+                SessionAction::Connect => match connect(&self.network, &self.config).await {
+                    Ok(opened) => {
+                        self.link = Some(opened);
+                        self.session.handle_connected(self.now());
+                    }
+                    Err(reason) => self.session.handle_connect_failed(&reason, now),
+                },
+                SessionAction::Send(frame) => {
+                    let Some(open) = self.link.as_ref() else {
+                        continue;
+                    };
+                    if open.outbox.push(protocol::encode(&frame)).is_err() {
+                        self.link = None;
+                        self.session.handle_disconnected(now);
+                    }
+                }
+                SessionAction::Show(line) => ui(Ui::Show(&line)),
+                SessionAction::Prompt(prompt) => ui(Ui::Prompt(&prompt)),
+                SessionAction::Disconnect => {
+                    if self.link.take().is_some() {
+                        self.session.handle_disconnected(now);
+                    }
+                }
+                SessionAction::Exit(outcome) => {
+                    drop(self.link.take());
+                    return Some(outcome);
+                }
+            }
+        }
+        None
+    }
+
+    fn on_link_event(&mut self, event: LinkEvent) {
+        let now = self.now();
+        match event {
+            LinkEvent::Frame(Some(Ok(frame))) => self.session.handle_frame(frame, now),
+            LinkEvent::Frame(Some(Err(error))) => {
+                tracing::debug!(%error, "bad frame from the server");
+                self.link = None;
+                self.session.handle_disconnected(now);
+            }
+            LinkEvent::Frame(None) | LinkEvent::WriterEnded => {
+                self.link = None;
+                self.session.handle_disconnected(now);
+            }
+        }
+    }
+
+    /// The user wants out (a signal, a closed terminal): leave as `.exit`
+    /// does, and at once after [`LEAVE_GRACE`].
+    fn on_leave(&mut self) {
+        let now = self.now();
+        self.leaving_since = Some(now);
+        self.session.handle_input_closed(now);
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now();
+        if self
+            .leaving_since
+            .is_some_and(|since| now.saturating_sub(since) >= LEAVE_GRACE)
+        {
+            self.session.handle_abandon(now);
+        } else {
+            self.session.handle_tick(now);
+        }
+    }
+}
+
+/// Lines handed over but never read are not silently lost.
+fn finish(
+    mut outcome: Outcome,
+    input: &mut mpsc::Receiver<String>,
+    ui: &mut impl FnMut(Ui<'_>),
+) -> Outcome {
+    input.close();
+    let mut unsent = 0;
+    while let Ok(line) = input.try_recv() {
+        unsent += usize::from(!matches!(
+            crate::command::parse(&line),
+            crate::command::Input::Quit | crate::command::Input::Nothing
+        ));
+    }
+    if unsent > 0 {
+        ui(Ui::Show(&Line::Unsent(unsent)));
+        outcome.tally.unconfirmed += unsent;
+    }
+    outcome
 }
 
 async fn connect<N: Network>(network: &N, config: &ClientConfig) -> Result<Link<N>, String> {

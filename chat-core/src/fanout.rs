@@ -11,13 +11,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::room::{ConnectionId, RoomId};
+use crate::room::{ConnectionId, Recipients};
 
-/// Consecutive broadcasts to one room, and the frames for single members of
-/// that room that came between them.
+/// Consecutive broadcasts to the same recipients, and the frames for single
+/// recipients that came between them.
 #[derive(Debug)]
 pub(crate) struct Run {
-    room: RoomId,
+    recipients: Recipients,
     /// The run's only frame, until a second one comes (no copy is made for a
     /// single broadcast).
     first: Bytes,
@@ -29,19 +29,19 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// A run that starts with `frame`, broadcast to `room`.
-    pub(crate) fn new(room: RoomId, frame: Bytes) -> Self {
+    /// A run that starts with `frame`, broadcast to `recipients`.
+    pub(crate) fn new(recipients: Recipients, frame: Bytes) -> Self {
         Self {
-            room,
+            recipients,
             first: frame,
             frames: BytesMut::new(),
             interleaved: Vec::new(),
         }
     }
 
-    /// The room the run broadcasts to.
-    pub(crate) fn room(&self) -> RoomId {
-        self.room
+    /// Who the run goes to.
+    pub(crate) fn recipients(&self) -> &Recipients {
+        &self.recipients
     }
 
     fn len(&self) -> usize {
@@ -52,7 +52,7 @@ impl Run {
         }
     }
 
-    /// Adds the next broadcast to the run's room.
+    /// Adds the next broadcast to the same recipients.
     pub(crate) fn extend(&mut self, frame: &Bytes) {
         if self.frames.is_empty() {
             self.frames.reserve(4 * (self.first.len() + frame.len()));
@@ -61,7 +61,7 @@ impl Run {
         self.frames.extend_from_slice(frame);
     }
 
-    /// Adds a frame for one member of the run's room, after what the run
+    /// Adds a frame for one of the run's recipients, after what the run
     /// holds so far.
     pub(crate) fn interleave(&mut self, to: ConnectionId, frame: Bytes) {
         let at = self.len();
@@ -69,14 +69,8 @@ impl Run {
     }
 
     /// Hands each recipient its frames, in order: `deliver` is called with
-    /// one or more pieces per recipient. `recipients` must be in ascending
-    /// order (as the room keeps them) and include every member a frame was
-    /// interleaved for.
-    pub(crate) fn finish(
-        mut self,
-        recipients: impl Iterator<Item = ConnectionId>,
-        mut deliver: impl FnMut(ConnectionId, Bytes),
-    ) {
+    /// one or more pieces per recipient.
+    pub(crate) fn finish(mut self, mut deliver: impl FnMut(ConnectionId, Bytes)) {
         let all = if self.frames.is_empty() {
             self.first
         } else {
@@ -85,7 +79,7 @@ impl Run {
         // Stable: each member's frames stay in the order they came.
         self.interleaved.sort_by_key(|(to, _, _)| *to);
         let mut interleaved = self.interleaved.into_iter().peekable();
-        for to in recipients {
+        for to in self.recipients.iter() {
             let mut done = 0;
             while let Some((_, at, frame)) = interleaved.next_if(|(member, _, _)| *member == to) {
                 if at > done {
@@ -100,7 +94,7 @@ impl Run {
         }
         assert!(
             interleaved.next().is_none(),
-            "frames interleaved in a run go to members of its room"
+            "frames interleaved in a run go to its recipients"
         );
     }
 }
@@ -113,35 +107,35 @@ mod tests {
         Bytes::copy_from_slice(text.as_bytes())
     }
 
-    fn deliveries(run: Run, recipients: &[u64]) -> Vec<(u64, String)> {
+    fn to(ids: &[u64]) -> Recipients {
+        Recipients(ids.iter().map(|&id| ConnectionId(id)).collect())
+    }
+
+    fn deliveries(run: Run) -> Vec<(u64, String)> {
         let mut delivered = Vec::new();
-        run.finish(
-            recipients.iter().map(|&id| ConnectionId(id)),
-            |to, piece| delivered.push((to.0, String::from_utf8_lossy(&piece).into_owned())),
-        );
+        run.finish(|to, piece| {
+            delivered.push((to.0, String::from_utf8_lossy(&piece).into_owned()))
+        });
         delivered
     }
 
     #[test]
     fn a_single_broadcast_is_shared_without_copying() {
         let frame = bytes("e1\n");
-        let run = Run::new(RoomId(0), frame.clone());
+        let run = Run::new(to(&[1, 2]), frame.clone());
         let mut pieces = Vec::new();
-        run.finish(
-            [ConnectionId(1), ConnectionId(2)].into_iter(),
-            |_, piece| pieces.push(piece),
-        );
+        run.finish(|_, piece| pieces.push(piece));
         assert_eq!(pieces.len(), 2);
         assert!(pieces.iter().all(|piece| piece.as_ptr() == frame.as_ptr()));
     }
 
     #[test]
     fn each_recipient_gets_the_whole_run_in_one_piece() {
-        let mut run = Run::new(RoomId(0), bytes("e1\n"));
+        let mut run = Run::new(to(&[1, 2]), bytes("e1\n"));
         run.extend(&bytes("e2\n"));
         run.extend(&bytes("e3\n"));
         assert_eq!(
-            deliveries(run, &[1, 2]),
+            deliveries(run),
             vec![
                 (1, "e1\ne2\ne3\n".to_owned()),
                 (2, "e1\ne2\ne3\n".to_owned())
@@ -151,14 +145,14 @@ mod tests {
 
     #[test]
     fn frames_for_one_member_keep_their_place_between_broadcasts() {
-        let mut run = Run::new(RoomId(0), bytes("e1\n"));
+        let mut run = Run::new(to(&[1, 2, 3]), bytes("e1\n"));
         run.interleave(ConnectionId(2), bytes("ack1\n"));
         run.extend(&bytes("e2\n"));
         run.interleave(ConnectionId(2), bytes("ack2\n"));
         run.interleave(ConnectionId(1), bytes("x\n"));
         run.extend(&bytes("e3\n"));
         assert_eq!(
-            deliveries(run, &[1, 2, 3]),
+            deliveries(run),
             vec![
                 (1, "e1\ne2\n".to_owned()),
                 (1, "x\n".to_owned()),
@@ -174,10 +168,10 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "members of its room")]
-    fn a_frame_for_a_non_member_is_a_bug() {
-        let mut run = Run::new(RoomId(0), bytes("e1\n"));
+    #[should_panic(expected = "go to its recipients")]
+    fn a_frame_for_a_non_recipient_is_a_bug() {
+        let mut run = Run::new(to(&[1, 2]), bytes("e1\n"));
         run.interleave(ConnectionId(9), bytes("ack\n"));
-        deliveries(run, &[1, 2]);
+        deliveries(run);
     }
 }

@@ -6,6 +6,7 @@
 //! - [`room`] (server side) and [`session`] (client side): pure state
 //!   machines. Events with the current time go in, actions come out; they do
 //!   no I/O, read no clock and use only the randomness they are handed.
+//! - [`command`]: what the user's typed lines mean (`/join`, `/msg`, ...).
 //! - [`reader`] and [`outbox`]: reading frames from a stream, and the bounded
 //!   per-connection queue of encoded frames with the loop that writes it.
 //! - `fanout` (private): gathers a room's consecutive broadcasts so that each
@@ -30,6 +31,7 @@ macro_rules! planted {
 }
 
 pub mod client;
+pub mod command;
 mod fanout;
 pub mod outbox;
 #[cfg(chat_planted)]

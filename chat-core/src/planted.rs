@@ -22,17 +22,36 @@ pub enum Bug {
     /// A resume is refused while the session's older connection is attached,
     /// instead of evicting that connection.
     NoEviction,
+    /// A nickname change is announced in every room of the member but one.
+    RenameSkipsRoom,
+    /// A private message is also sent to a third member.
+    PrivateToThird,
+    /// A resume attaches by nickname, without checking the token.
+    ResumeWithoutToken,
+    /// A connection that was refused (or said `quit`) still has its later
+    /// frames handled.
+    FramesAfterRefusal,
+    /// Connections that never finish their hello are never dropped for it.
+    NoHandshakeDeadline,
+    /// Acks and broadcasts go out before their records are durable.
+    AckBeforeDurable,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 12] = [
         Bug::NickUniqueness,
         Bug::DoubleLeave,
         Bug::UnboundedQueue,
         Bug::NoDedup,
         Bug::ReplayOffByOne,
         Bug::NoEviction,
+        Bug::RenameSkipsRoom,
+        Bug::PrivateToThird,
+        Bug::ResumeWithoutToken,
+        Bug::FramesAfterRefusal,
+        Bug::NoHandshakeDeadline,
+        Bug::AckBeforeDurable,
     ];
 
     /// The bug's name on the command line.
@@ -44,6 +63,12 @@ impl Bug {
             Bug::NoDedup => "no-dedup",
             Bug::ReplayOffByOne => "replay-off-by-one",
             Bug::NoEviction => "no-eviction",
+            Bug::RenameSkipsRoom => "rename-skips-room",
+            Bug::PrivateToThird => "private-to-third",
+            Bug::ResumeWithoutToken => "resume-without-token",
+            Bug::FramesAfterRefusal => "frames-after-refusal",
+            Bug::NoHandshakeDeadline => "no-handshake-deadline",
+            Bug::AckBeforeDurable => "ack-before-durable",
         }
     }
 }

@@ -86,50 +86,86 @@ impl<R: AsyncRead + Unpin, T: DeserializeOwned> FrameReader<R, T> {
 
     /// The next frame; `None` at a clean end of stream. Cancel-safe.
     pub async fn next(&mut self) -> Option<Result<T, FrameError>> {
-        if self.finished {
-            return None;
-        }
         loop {
-            match self.decoder.decode(&mut self.buffer) {
-                Ok(Some(frame)) => return Some(Ok(frame)),
-                Ok(None) => {}
-                Err(error) => {
-                    self.finished = true;
-                    return Some(Err(error));
-                }
-            }
-            let read = if self.buffer.is_empty() {
-                // Between frames: wait without a buffer.
-                self.buffer = BytesMut::new();
-                self.chunk = READ_CHUNK_MIN;
-                std::future::poll_fn(|context| {
-                    poll_read_copied(&mut self.reader, &mut self.buffer, context)
-                })
-                .await
-            } else {
-                self.buffer.reserve(self.chunk);
-                let room = self.buffer.capacity() - self.buffer.len();
-                let read = self.reader.read_buf(&mut self.buffer).await;
-                if matches!(read, Ok(read) if read == room) {
-                    self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
-                }
-                read
-            };
-            match read {
-                Ok(0) => {
-                    self.finished = true;
-                    self.eof = true;
-                    return self.decoder.decode_eof(&mut self.buffer).transpose();
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    self.finished = true;
-                    self.eof = true;
-                    return Some(Err(FrameError::Io(error)));
-                }
+            match self.next_or_progress().await {
+                Read::Frame(frame) => return Some(frame),
+                Read::Progress => {}
+                Read::End => return None,
             }
         }
     }
+
+    /// The next frame, or [`Read::Progress`] after a read that brought
+    /// bytes of a frame not complete yet (so that a slow peer sending a
+    /// large frame counts as alive). Cancel-safe.
+    pub async fn next_or_progress(&mut self) -> Read<T> {
+        if self.finished {
+            return Read::End;
+        }
+        match self.decoder.decode(&mut self.buffer) {
+            Ok(Some(frame)) => return Read::Frame(Ok(frame)),
+            Ok(None) => {}
+            Err(error) => {
+                self.finished = true;
+                return Read::Frame(Err(error));
+            }
+        }
+        match self.read_more().await {
+            Ok(0) => {
+                self.finished = true;
+                self.eof = true;
+                match self.decoder.decode_eof(&mut self.buffer) {
+                    Ok(Some(frame)) => Read::Frame(Ok(frame)),
+                    Ok(None) => Read::End,
+                    Err(error) => Read::Frame(Err(error)),
+                }
+            }
+            Ok(_) => match self.decoder.decode(&mut self.buffer) {
+                Ok(Some(frame)) => Read::Frame(Ok(frame)),
+                Ok(None) => Read::Progress,
+                Err(error) => {
+                    self.finished = true;
+                    Read::Frame(Err(error))
+                }
+            },
+            Err(error) => {
+                self.finished = true;
+                self.eof = true;
+                Read::Frame(Err(FrameError::Io(error)))
+            }
+        }
+    }
+
+    /// One read: into the stack between frames (so an idle connection
+    /// holds no buffer), into a growing buffer inside a frame.
+    async fn read_more(&mut self) -> std::io::Result<usize> {
+        if self.buffer.is_empty() {
+            self.buffer = BytesMut::new();
+            self.chunk = READ_CHUNK_MIN;
+            return std::future::poll_fn(|context| {
+                poll_read_copied(&mut self.reader, &mut self.buffer, context)
+            })
+            .await;
+        }
+        self.buffer.reserve(self.chunk);
+        let room = self.buffer.capacity() - self.buffer.len();
+        let read = self.reader.read_buf(&mut self.buffer).await;
+        if matches!(read, Ok(read) if read == room) {
+            self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+        }
+        read
+    }
+}
+
+/// What [`FrameReader::next_or_progress`] got.
+#[derive(Debug)]
+pub enum Read<T> {
+    /// A frame, or why none could be read (the reader then ends).
+    Frame(Result<T, FrameError>),
+    /// Bytes of a frame arrived; the frame is not complete yet.
+    Progress,
+    /// The stream ended cleanly.
+    End,
 }
 
 /// One read into a stack buffer; what arrived is appended to `buffer`.

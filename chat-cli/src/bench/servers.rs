@@ -132,7 +132,17 @@ fn wait_listening(addr: &str, child: &mut Child, name: &str) -> Result<()> {
 pub fn start_ours() -> Result<Server> {
     let exe = std::env::current_exe().context("find chat-cli")?;
     let mut child = Command::new(exe)
+        // The generator's talkers send as fast as the server takes them,
+        // from one address: our defaults would throttle them (a message
+        // rate per connection) and refuse most of them (connections per
+        // address). Everything else stays at its default.
         .args(["server", "--listen", "127.0.0.1:0"])
+        .args([
+            "--message-rate",
+            "0",
+            "--connections-per-address-max",
+            "100000",
+        ])
         .env("RUST_LOG", "warn,chat_core=info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

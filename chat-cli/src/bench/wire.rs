@@ -144,7 +144,7 @@ async fn join_unbounded(dialect: Dialect, addr: &str, nick: &str) -> Result<Memb
     match dialect {
         Dialect::Chat => {
             let hello = format!(
-                "{{\"type\":\"hello\",\"version\":1,\"nick\":\"{nick}\",\"room\":\"{ROOM}\"}}\n"
+                "{{\"type\":\"hello\",\"version\":2,\"nick\":\"{nick}\"}}\n{{\"type\":\"join\",\"room\":\"{ROOM}\"}}\n"
             );
             writer.write_all(hello.as_bytes()).await?;
             wait_line(

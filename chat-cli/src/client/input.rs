@@ -1,0 +1,238 @@
+//! Typed lines, read on their own thread, one each time the session asks.
+//!
+//! The session asks for the next line with its prompt ([`Ui::Ready`]), so
+//! the prompt always names the room that line goes to (`/join` switches at
+//! once). On a terminal, rustyline edits the line and prints incoming lines
+//! above it; it owns Ctrl-Z (the terminal is restored while the client is
+//! stopped and raw mode comes back after `fg`) and keeps the history the
+//! arrow keys walk. Ctrl-C asks to leave (like `.exit`), Ctrl-D ends the
+//! input. Otherwise lines are read plainly, and only the nickname question
+//! is shown as a prompt.
+//!
+//! [`Ui::Ready`]: chat_core::client::Ui::Ready
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc as std_mpsc};
+use std::time::Duration;
+
+use chat_core::session::NICK_PROMPT;
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter};
+use tokio::sync::mpsc;
+
+/// How long the line editor gets to draw the last lines before exit.
+const EDITOR_DRAW_GRACE: Duration = Duration::from_millis(100);
+
+/// Saving and restoring the terminal's settings (raw mode off).
+#[cfg(unix)]
+mod terminal {
+    use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
+
+    pub fn save() -> Option<Termios> {
+        tcgetattr(std::io::stdin()).ok()
+    }
+
+    pub fn restore(saved: Option<Termios>) {
+        if let Some(saved) = saved {
+            // Best effort: the terminal may be gone.
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &saved);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod terminal {
+    pub fn save() -> Option<()> {
+        None
+    }
+
+    pub fn restore(_saved: Option<()>) {}
+}
+
+/// Where incoming lines are printed.
+enum Screen {
+    /// Above the line being edited, while one is.
+    Editor {
+        printer: Box<dyn ExternalPrinter + Send>,
+        reading: Arc<AtomicBool>,
+    },
+    /// Plain standard output.
+    Plain,
+}
+
+/// The keyboard and the screen of the client.
+pub struct Keyboard {
+    screen: Screen,
+    prompts: std_mpsc::Sender<String>,
+    saved_terminal: Option<terminal_state::Saved>,
+}
+
+mod terminal_state {
+    #[cfg(unix)]
+    pub type Saved = nix::sys::termios::Termios;
+    #[cfg(not(unix))]
+    pub type Saved = ();
+}
+
+impl Keyboard {
+    /// Starts the reading thread; typed lines arrive on the receiver.
+    pub fn start(interactive: bool) -> (Keyboard, mpsc::Receiver<String>) {
+        let (lines, received) = mpsc::channel(1);
+        let (prompts, asked) = std_mpsc::channel();
+        let saved_terminal = terminal::save();
+        let editor = interactive.then(|| DefaultEditor::new().ok()).flatten();
+        let screen = match editor.map(|mut editor| (editor.create_external_printer(), editor)) {
+            Some((Ok(printer), editor)) => {
+                let reading = Arc::new(AtomicBool::new(false));
+                let flag = reading.clone();
+                std::thread::spawn(move || read_edited(editor, &asked, &lines, &flag));
+                Screen::Editor {
+                    printer: Box::new(printer),
+                    reading,
+                }
+            }
+            _ => {
+                std::thread::spawn(move || read_plain(&asked, &lines));
+                Screen::Plain
+            }
+        };
+        let keyboard = Keyboard {
+            screen,
+            prompts,
+            saved_terminal,
+        };
+        (keyboard, received)
+    }
+
+    /// Shows a line above whatever is being typed.
+    pub fn show(&mut self, text: &str) {
+        match &mut self.screen {
+            Screen::Editor { printer, reading } if reading.load(Ordering::SeqCst) => {
+                if printer.print(format!("{text}\n")).is_err() {
+                    println!("{text}");
+                }
+            }
+            _ => println!("{text}"),
+        }
+    }
+
+    /// Reads the next line after `prompt`.
+    pub fn read_next(&mut self, prompt: &str) {
+        // The thread is gone only once input ended, which the session knows.
+        let _ = self.prompts.send(prompt.to_owned());
+    }
+
+    /// The session is over: give the editor a moment to draw the last lines,
+    /// then undo its raw mode (its thread is blocked reading the keyboard).
+    pub fn finish(self) {
+        if let Screen::Editor { .. } = self.screen {
+            std::thread::sleep(EDITOR_DRAW_GRACE);
+            terminal::restore(self.saved_terminal);
+            // Leave whatever was half typed (and never sent) on its own line.
+            println!();
+        }
+    }
+}
+
+fn read_edited(
+    mut editor: DefaultEditor,
+    prompts: &std_mpsc::Receiver<String>,
+    lines: &mpsc::Sender<String>,
+    reading: &AtomicBool,
+) {
+    while let Ok(prompt) = prompts.recv() {
+        reading.store(true, Ordering::SeqCst);
+        let read = editor.readline(&prompt);
+        reading.store(false, Ordering::SeqCst);
+        let line = match read {
+            Ok(line) => {
+                if !line.trim().is_empty() && prompt != NICK_PROMPT {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                line
+            }
+            // Ctrl-C: leave, as `.exit` does.
+            Err(ReadlineError::Interrupted) => ".exit".to_owned(),
+            // End of input (Ctrl-D) or a terminal that went away.
+            Err(_) => return,
+        };
+        if lines.blocking_send(line).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_plain(prompts: &std_mpsc::Receiver<String>, lines: &mpsc::Sender<String>) {
+    let stdin = io::stdin();
+    let mut stdin = stdin.lock();
+    let mut buffer = Vec::new();
+    while let Ok(prompt) = prompts.recv() {
+        let asking_nick = prompt == NICK_PROMPT;
+        if asking_nick {
+            print!("{prompt}");
+            let _ = io::stdout().flush();
+        }
+        let Some(line) = read_valid_line(&mut stdin, &mut buffer) else {
+            if asking_nick {
+                println!();
+            }
+            return;
+        };
+        if asking_nick && !io::stdin().is_terminal() {
+            // Piped input is not echoed: show the answer as a terminal would.
+            println!("{}", line.trim());
+        }
+        if lines.blocking_send(line).is_err() {
+            return;
+        }
+    }
+}
+
+/// The next line of valid UTF-8; lines that are not are reported and
+/// skipped. `None` at the end of input.
+fn read_valid_line(stdin: &mut impl BufRead, buffer: &mut Vec<u8>) -> Option<String> {
+    loop {
+        buffer.clear();
+        match stdin.read_until(b'\n', buffer) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let raw = buffer.strip_suffix(b"\n").unwrap_or(buffer);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        match std::str::from_utf8(raw) {
+            Ok(line) => return Some(line.to_owned()),
+            Err(_) => eprintln!("Not sent: the line is not valid UTF-8."),
+        }
+    }
+}
+
+/// Completes when the user asks the client to leave from outside its
+/// input: Ctrl-C (outside the line editor), SIGTERM, or SIGHUP (the
+/// terminal was closed).
+pub async fn leave_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        async fn on(kind: SignalKind) {
+            match signal(kind) {
+                Ok(mut watching) => {
+                    watching.recv().await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "cannot watch a signal");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+        tokio::select! {
+            () = on(SignalKind::interrupt()) => {}
+            () = on(SignalKind::terminate()) => {}
+            () = on(SignalKind::hangup()) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

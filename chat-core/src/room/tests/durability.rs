@@ -1,0 +1,170 @@
+//! Persistence: actions wait for their records, and a server rebuilt from
+//! its records (or a snapshot) is the server it was.
+
+use super::*;
+
+fn persistent(config: RoomConfig) -> Harness {
+    Harness::from_rooms(Rooms::new(config, "incarnation-1".into(), seed(7), true))
+}
+
+fn restore(log: &[Record], config: RoomConfig, now: Duration) -> Result<Rooms, RestoreError> {
+    let snapshot = log.iter().rposition(|record| record.snapshot);
+    let start = snapshot.map_or(0, |index| index + 1);
+    Rooms::restore(
+        config,
+        "incarnation-1".into(),
+        seed(8),
+        snapshot.map(|index| &log[index].bytes[..]),
+        log[start..].iter().map(|record| &record.bytes[..]),
+        now,
+    )
+}
+
+#[test]
+fn nothing_is_acked_or_broadcast_before_its_record_is_durable() {
+    let mut harness = persistent(RoomConfig::default());
+    harness.hold = true;
+    harness.open(A, ms(0));
+    let welcomed = harness.frame(A, hello("Ann"), ms(1));
+    assert!(
+        received(&welcomed, A).is_empty(),
+        "the welcome waits for the new member's record"
+    );
+    harness.write_records();
+    let welcomed = harness.drain();
+    assert!(matches!(
+        received(&welcomed, A)[..],
+        [ServerFrame::Welcome { .. }]
+    ));
+    harness.frame(A, join(LOBBY), ms(2));
+    let held = harness.frame(A, say(LOBBY, 1, "durable"), ms(3));
+    assert!(held.is_empty());
+    assert!(harness.rooms.held_actions() > 0);
+    harness.write_records();
+    let released = harness.drain();
+    assert_eq!(received(&released, A).last(), Some(&ack(LOBBY, 1, 2)));
+}
+
+#[test]
+fn a_restored_server_resumes_sessions_and_numbering_and_still_deduplicates() {
+    let mut harness = persistent(RoomConfig::default());
+    harness.member(A, "Ann", ms(0));
+    harness.frame(A, say(LOBBY, 1, "before the crash"), ms(1));
+    let token = harness.tokens[&A].clone();
+    let restored =
+        restore(&harness.log, RoomConfig::default(), secs(100)).expect("the log restores");
+    let mut after = Harness::from_rooms(restored);
+    after.tokens.insert(A, token);
+    after.open(B, secs(100));
+    let resume = after.resume(A, "Ann", &[(LOBBY, 1)]);
+    let frames = received(&after.frame(B, resume, secs(100)), B);
+    assert!(
+        matches!(
+            frames[0],
+            ServerFrame::Welcome {
+                resumed: true,
+                replayed: 1,
+                ..
+            }
+        ),
+        "{frames:?}"
+    );
+    assert_eq!(frames[1], message(LOBBY, 2, "Ann", "before the crash"));
+    let retry = after.frame(B, say(LOBBY, 1, "before the crash"), secs(101));
+    assert_eq!(
+        received(&retry, B),
+        [ack(LOBBY, 1, 2)],
+        "the dedup window survived"
+    );
+    let next = after.frame(B, say(LOBBY, 2, "after"), secs(102));
+    assert_eq!(
+        received(&next, B).last(),
+        Some(&ack(LOBBY, 2, 3)),
+        "numbering continues"
+    );
+}
+
+#[test]
+fn restored_members_get_a_fresh_grace_period() {
+    let config = RoomConfig::default();
+    let mut harness = persistent(config.clone());
+    harness.member(A, "Ann", ms(0));
+    let mut after =
+        Harness::from_rooms(restore(&harness.log, config.clone(), secs(1000)).expect("restores"));
+    assert!(broadcasts(&after.tick(secs(1000) + config.session_grace - secs(1))).is_empty());
+    let expired = after.tick(secs(1000) + config.session_grace);
+    assert_eq!(
+        broadcasts(&expired).len(),
+        1,
+        "Ann leaves after the grace from the restart"
+    );
+}
+
+#[test]
+fn a_snapshot_replaces_the_records_before_it() {
+    let config = RoomConfig {
+        snapshot_after_bytes: 2_000,
+        ..RoomConfig::default()
+    };
+    let mut harness = persistent(config.clone());
+    harness.member(A, "Ann", ms(0));
+    for id in 1..=40 {
+        harness.frame(A, say(LOBBY, id, "filling the log"), ms(1));
+    }
+    assert!(
+        harness.log.iter().any(|record| record.snapshot),
+        "a snapshot was taken"
+    );
+    let restored = restore(&harness.log, config, secs(5)).expect("restores from the snapshot");
+    restored.check_invariants();
+    assert_eq!(restored.member_count(), 1);
+}
+
+#[test]
+fn a_record_that_does_not_fit_is_a_clear_error() {
+    let bad = br#"{"changes":[{"change":"room_joined","room":9,"member":9,"seq":1}]}"#;
+    let error = Rooms::restore(
+        RoomConfig::default(),
+        "i".into(),
+        seed(1),
+        None,
+        [&bad[..]],
+        ms(0),
+    )
+    .expect_err("an unknown room");
+    assert!(error.to_string().contains("log record 1"), "{error}");
+    let garbage = b"not json";
+    let error = Rooms::restore(
+        RoomConfig::default(),
+        "i".into(),
+        seed(1),
+        None,
+        [&garbage[..]],
+        ms(0),
+    )
+    .expect_err("garbage");
+    assert!(error.to_string().contains("cannot be applied"), "{error}");
+    let error = Rooms::restore(
+        RoomConfig::default(),
+        "i".into(),
+        seed(1),
+        Some(b"{"),
+        [],
+        ms(0),
+    )
+    .expect_err("a torn snapshot");
+    assert!(error.to_string().contains("snapshot"), "{error}");
+}
+
+#[test]
+fn tokens_are_kept_only_as_hashes() {
+    let mut harness = persistent(RoomConfig::default());
+    harness.member(A, "Ann", ms(0));
+    let token = harness.tokens[&A].clone();
+    assert!(
+        harness
+            .log
+            .iter()
+            .all(|record| !String::from_utf8_lossy(&record.bytes).contains(&token))
+    );
+}
