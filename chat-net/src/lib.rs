@@ -1,13 +1,16 @@
-//! The network the chat runs on, as a trait.
+//! The network and the storage the chat runs on, as traits.
 //!
 //! chat-core's server and client drivers are generic over [`Network`], so the
 //! same code runs over real TCP ([`TokioNetwork`]) and, behind the `sim`
 //! feature, over turmoil's simulated network (`SimNetwork`), where partitions,
-//! delays and crashes are injected deterministically.
+//! delays and crashes are injected deterministically. Likewise its
+//! write-ahead log is generic over [`Storage`] ([`storage`]): the real file
+//! system ([`TokioStorage`]) or turmoil's simulated one (`SimStorage`).
 //!
-//! The trait asks only for what both implementations offer: bind a listener,
-//! accept, connect, and split a stream into an owned read half and write half.
-//! This crate knows nothing about chat.
+//! The network trait asks only for what both implementations offer: bind a
+//! listener, accept, connect, and split a stream into an owned read half and
+//! write half. This crate is the only one that names tokio's or turmoil's
+//! socket and file types, and it knows nothing about chat.
 
 use std::future::Future;
 use std::io;
@@ -22,6 +25,13 @@ pub use tcp::{TokioListener, TokioNetwork};
 mod sim;
 #[cfg(feature = "sim")]
 pub use sim::{SimListener, SimNetwork};
+
+pub mod storage;
+#[cfg(feature = "sim")]
+pub use storage::SimStorage;
+pub use storage::{
+    FaultyStorage, Storage, StorageError, StorageFile, StorageOperation, TokioStorage,
+};
 
 /// Errors of this crate: each names the address involved.
 #[derive(Debug, thiserror::Error)]
