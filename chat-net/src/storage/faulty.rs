@@ -1,17 +1,18 @@
 //! A [`Storage`] wrapper that fails on command, for testing what a caller
-//! does when an append or a sync fails.
+//! does when an append or a sync fails, or a read returns a flipped byte.
 //!
 //! turmoil can fail reads and writes at random but its syncs never fail, and
 //! the real file system fails only when the disk does; yet a failed `fsync`
 //! is the case a log must get right (it must stop, not retry). Tell a
-//! [`FaultyStorage`] to fail the next append, data sync or directory sync;
-//! the failure is one-shot and shared by every clone and every file opened
-//! through it. A failed operation does nothing to the inner storage.
+//! [`FaultyStorage`] to fail the next append, data sync or directory sync,
+//! or to flip a byte of what the next read returns; each fault is one-shot
+//! and shared by every clone and every file opened through it. A failed
+//! operation does nothing to the inner storage.
 
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -22,6 +23,16 @@ struct Faults {
     append: AtomicBool,
     sync: AtomicBool,
     sync_dir: AtomicBool,
+    /// The file whose next read returns a flipped byte.
+    read: Mutex<Option<PathBuf>>,
+}
+
+impl Faults {
+    fn read_target(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
+        self.read
+            .lock()
+            .expect("the fault table's mutex is never held across a panic")
+    }
 }
 
 /// Whether the fault `armed` was armed, disarming it.
@@ -71,6 +82,12 @@ impl<S: Storage> FaultyStorage<S> {
         self.faults.sync_dir.store(true, Ordering::SeqCst);
     }
 
+    /// The next read of `path` returns its middle byte flipped (the file
+    /// itself is unchanged), as a disk or a bus can once.
+    pub fn corrupt_next_read(&self, path: &Path) {
+        *self.faults.read_target() = Some(path.to_path_buf());
+    }
+
     fn wrap(&self, inner: S::File) -> FaultyFile<S::File> {
         FaultyFile {
             inner,
@@ -100,7 +117,20 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     }
 
     async fn read(&self, path: &Path, bytes_max: u64) -> Result<Vec<u8>, StorageError> {
-        self.inner.read(path, bytes_max).await
+        let mut bytes = self.inner.read(path, bytes_max).await?;
+        let fires = {
+            let mut target = self.faults.read_target();
+            let fires = target.as_deref() == Some(path);
+            if fires {
+                *target = None;
+            }
+            fires
+        };
+        if fires && !bytes.is_empty() {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x20;
+        }
+        Ok(bytes)
     }
 
     async fn list_dir(&self, dir: &Path) -> Result<Vec<String>, StorageError> {

@@ -156,6 +156,10 @@ async fn faults_fire_once_and_do_nothing() {
     );
     storage.sync_dir(root.path()).await.expect("sync dir");
     assert_eq!(storage.read(&path, 100).await.expect("read"), b"kept");
+
+    storage.corrupt_next_read(&path);
+    assert_eq!(storage.read(&path, 100).await.expect("read"), b"kePt");
+    assert_eq!(storage.read(&path, 100).await.expect("read"), b"kept");
 }
 
 #[cfg(feature = "sim")]
