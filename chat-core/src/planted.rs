@@ -22,17 +22,25 @@ pub enum Bug {
     /// A resume is refused while the session's older connection is attached,
     /// instead of evicting that connection.
     NoEviction,
+    /// A new segment of the write-ahead log is synced but its directory
+    /// entry never is, so a crash can take the whole segment away.
+    SegmentDirNotSynced,
+    /// Recovery believes a torn or corrupt record instead of cutting the
+    /// log's tail there.
+    TrustTornTail,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 8] = [
         Bug::NickUniqueness,
         Bug::DoubleLeave,
         Bug::UnboundedQueue,
         Bug::NoDedup,
         Bug::ReplayOffByOne,
         Bug::NoEviction,
+        Bug::SegmentDirNotSynced,
+        Bug::TrustTornTail,
     ];
 
     /// The bug's name on the command line.
@@ -44,6 +52,8 @@ impl Bug {
             Bug::NoDedup => "no-dedup",
             Bug::ReplayOffByOne => "replay-off-by-one",
             Bug::NoEviction => "no-eviction",
+            Bug::SegmentDirNotSynced => "segment-dir-not-synced",
+            Bug::TrustTornTail => "trust-torn-tail",
         }
     }
 }
