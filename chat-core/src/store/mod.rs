@@ -234,7 +234,9 @@ pub struct Recovered {
     pub incarnation: String,
     /// The newest snapshot, if a checkpoint was ever made.
     pub snapshot: Option<Bytes>,
-    /// The records appended after that snapshot, in order.
+    /// The records appended after that snapshot, in order. They are slices
+    /// of the segment files as read (no copy): keeping one keeps its
+    /// segment's buffer alive, so decode them and let them go.
     pub records: Vec<Bytes>,
     /// What recovery repaired, one sentence each (a cut tail, removed
     /// leftovers); for the server's log.
@@ -367,9 +369,11 @@ impl<S: Storage> Wal<S> {
         &self.directory.incarnation
     }
 
-    /// Appends `records` and syncs once. When this returns `Ok`, every one of
-    /// them is durable. A record over the limit is refused before anything is
-    /// written; any other error ends the log (see the module's docs).
+    /// Appends `records` and syncs once (once per segment written to, when
+    /// the batch crosses into a new segment). When this returns `Ok`, every
+    /// one of them is durable. A record over the limit is refused before
+    /// anything is written; any other error ends the log (see the module's
+    /// docs).
     pub async fn append(&mut self, records: &[Bytes]) -> Result<(), StoreError> {
         self.refuse_after_failure()?;
         for record in records {

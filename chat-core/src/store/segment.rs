@@ -81,13 +81,10 @@ pub fn segment_name(index: u64) -> String {
 /// The index in a segment's file name, or `None` for any other name.
 pub fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SEGMENT_NAME_SUFFIX)?;
-    let is_index =
-        digits.len() == SEGMENT_NAME_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
-    let index: u64 = if is_index {
-        digits.parse().ok()?
-    } else {
+    if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
-    };
+    }
+    let index: u64 = digits.parse().ok()?;
     (index >= 1).then_some(index)
 }
 

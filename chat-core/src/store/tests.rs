@@ -647,3 +647,21 @@ async fn raising_the_record_limit_starts_a_new_segment() {
         .expect("reopen");
     assert_eq!(recovered.records, [large]);
 }
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[tokio::test]
+async fn the_log_can_be_driven_from_any_runtime_thread() {
+    let (_root, dir) = temporary_directory();
+    let opening = open_with(TokioStorage, &dir);
+    assert_send(&opening);
+    let (mut wal, _) = opening.await.expect("open");
+    let batch = records(0..1);
+    let appending = wal.append(&batch);
+    assert_send(&appending);
+    appending.await.expect("append");
+    let checkpointing = wal.checkpoint(Bytes::from_static(b"state"));
+    assert_send(&checkpointing);
+    checkpointing.await.expect("checkpoint");
+    assert_send(&wal);
+}
