@@ -13,6 +13,9 @@
 //!   recipient gets them in one push.
 //! - [`server`] and [`client`]: the async drivers that feed the state machines
 //!   from the network and carry out their actions.
+//! - [`store`]: the write-ahead log the server keeps its durable state in,
+//!   over any [`chat_net::Storage`]. It knows nothing of rooms: it stores
+//!   opaque records.
 
 // `planted!(Bug)` is true only when that deliberate bug is switched on in a
 // build with `--cfg chat_planted` (`just sim-planted`); otherwise it is the
@@ -41,3 +44,4 @@ pub mod reader;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod store;

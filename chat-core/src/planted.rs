@@ -35,11 +35,17 @@ pub enum Bug {
     NoHandshakeDeadline,
     /// Acks and broadcasts go out before their records are durable.
     AckBeforeDurable,
+    /// A new segment of the write-ahead log is synced but its directory
+    /// entry never is, so a crash can take the whole segment away.
+    SegmentDirNotSynced,
+    /// Recovery believes a torn or corrupt record instead of cutting the
+    /// log's tail there.
+    TrustTornTail,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 14] = [
         Bug::NickUniqueness,
         Bug::DoubleLeave,
         Bug::UnboundedQueue,
@@ -52,6 +58,8 @@ impl Bug {
         Bug::FramesAfterRefusal,
         Bug::NoHandshakeDeadline,
         Bug::AckBeforeDurable,
+        Bug::SegmentDirNotSynced,
+        Bug::TrustTornTail,
     ];
 
     /// The bug's name on the command line.
@@ -69,6 +77,8 @@ impl Bug {
             Bug::FramesAfterRefusal => "frames-after-refusal",
             Bug::NoHandshakeDeadline => "no-handshake-deadline",
             Bug::AckBeforeDurable => "ack-before-durable",
+            Bug::SegmentDirNotSynced => "segment-dir-not-synced",
+            Bug::TrustTornTail => "trust-torn-tail",
         }
     }
 }

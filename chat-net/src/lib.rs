@@ -1,15 +1,19 @@
-//! The network the chat runs on, as a trait.
+//! The network and the storage the chat runs on, as traits.
 //!
 //! chat-core's server and client drivers are generic over [`Network`], so the
 //! same code runs over real TCP ([`TokioNetwork`], optionally with TLS) and,
 //! behind the `sim` feature, over turmoil's simulated network (`SimNetwork`),
 //! where partitions, delays and crashes are injected deterministically.
+//! Likewise the chat's write-ahead log is generic over [`Storage`]
+//! ([`storage`]): the real file system ([`TokioStorage`]) or turmoil's
+//! simulated one (`SimStorage`).
 //!
-//! The trait asks only for what both implementations offer: bind a listener,
-//! accept, connect, and split a stream into an owned read half and write half.
-//! TLS sits below it ([`TlsServerConfig`], [`TlsClientConfig`]), so the chat
-//! reads and writes the same bytes either way. This crate knows nothing about
-//! chat.
+//! The network trait asks only for what both implementations offer: bind a
+//! listener, accept, connect, and split a stream into an owned read half and
+//! write half. TLS sits below it ([`TlsServerConfig`], [`TlsClientConfig`]),
+//! so the chat reads and writes the same bytes either way. This crate is the
+//! only one that names tokio's or turmoil's socket and file types, and it
+//! knows nothing about chat.
 
 use std::future::Future;
 use std::io;
@@ -27,6 +31,13 @@ pub use tls::{TlsClientConfig, TlsServerConfig};
 mod sim;
 #[cfg(feature = "sim")]
 pub use sim::{SimListener, SimNetwork};
+
+pub mod storage;
+#[cfg(feature = "sim")]
+pub use storage::SimStorage;
+pub use storage::{
+    FaultyStorage, Storage, StorageError, StorageFile, StorageOperation, TokioStorage,
+};
 
 /// Errors of this crate: each names the address or the file involved.
 #[derive(Debug, thiserror::Error)]
