@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat_core::room::{RoomConfig, Rooms};
-use chat_core::server::{ServerConfig, Start};
-use chat_net::{Network, TokioNetwork};
+use std::path::PathBuf;
+
+use chat_core::room::RoomConfig;
+use chat_core::server::{Keeping, ServerConfig};
+use chat_net::{Network, TokioNetwork, TokioStorage};
 use clap::Args;
 
 use crate::tls::ServerTlsArgs;
@@ -44,6 +46,21 @@ pub struct ServerArgs {
     /// log says which).
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:9999")]
     listen: String,
+
+    /// Where the server keeps its state: rooms, history, sessions. An
+    /// acknowledged message is on disk there, and a restart (even after
+    /// kill -9) resumes every session.
+    #[arg(
+        long,
+        env = "CHAT_DATA_DIR",
+        default_value = "chat-data",
+        conflicts_with = "in_memory"
+    )]
+    data_dir: PathBuf,
+
+    /// Keep nothing on disk: a restart loses every message and session.
+    #[arg(long, env = "CHAT_IN_MEMORY", value_parser = clap::builder::BoolishValueParser::new())]
+    in_memory: bool,
 
     /// Worker threads of the async runtime (0: one per CPU core).
     #[arg(long, env = "CHAT_THREADS", default_value_t = 0)]
@@ -227,19 +244,27 @@ async fn serve(args: ServerArgs, console: &mut crate::logging::Console) -> anyho
         Err(error) => tracing::warn!("Cannot raise the open-file limit: {error}."),
     }
     let config = args.config();
+    let keeping = if args.in_memory {
+        Keeping::InMemory
+    } else {
+        Keeping::Durable {
+            storage: TokioStorage,
+            dir: args.data_dir.clone(),
+        }
+    };
+    let incarnation = || format!("{:032x}", rand::random::<u128>());
+    let start = chat_core::server::open(keeping, &config.room, rand::random(), incarnation).await?;
     let tls = args.tls.load()?;
     let listener = crate::tls::server_network(tls.as_ref())
         .bind(&args.listen)
         .await?;
     // Before the server says it listens: from then on SIGHUP must not kill it.
     let reloading = crate::tls::reload_on_hangup(tls);
-    let incarnation = format!("{:032x}", rand::random::<u128>());
-    let rooms = Rooms::new(config.room.clone(), incarnation, rand::random(), false);
     let served = {
-        let running = chat_core::server::run::<TokioNetwork>(
+        let running = chat_core::server::run::<TokioNetwork, TokioStorage>(
             listener,
             config,
-            Start { rooms },
+            start,
             shutdown_signal(),
             |_| {},
         );

@@ -11,7 +11,7 @@ fn secs(seconds: f64) -> Duration {
 }
 
 fn say(at: f64, text: &str) -> (Duration, UserAction) {
-    (secs(at), UserAction::Say(text.to_owned()))
+    (secs(at), UserAction::Type(text.to_owned()))
 }
 
 fn exit(at: f64) -> (Duration, UserAction) {
@@ -53,6 +53,7 @@ fn scenario(
         clients,
         faults,
         fault_counts,
+        durable: true,
     }
 }
 
@@ -181,6 +182,83 @@ pub fn healed_partition() -> Scenario {
     scenario
 }
 
+/// A day in the chat, in twenty seconds: Ann and Bob talk in the lobby and
+/// in dev, Ann tells Bob something privately, Cid changes nickname, and Dan,
+/// joining late, is shown the lobby's recent messages.
+pub fn rooms_and_private_messages() -> Scenario {
+    let ann = user(
+        "ann-pc",
+        "Ann",
+        0.5,
+        vec![
+            say(2.0, "Morning, all"),
+            say(3.0, "/join dev"),
+            say(4.0, "The build is green"),
+            say(6.0, "/msg Bob lunch at noon?"),
+            say(9.0, "/join lobby"),
+            say(10.0, "/me waves"),
+        ],
+    );
+    let bob = user(
+        "bob-pc",
+        "Bob",
+        1.0,
+        vec![
+            say(2.5, "Morning"),
+            say(3.5, "/join dev"),
+            say(5.0, "Nice"),
+            say(7.0, "/msg Ann yes, see you"),
+            say(11.0, "/leave dev"),
+        ],
+    );
+    let cid = user(
+        "cid-pc",
+        "Cid",
+        1.5,
+        vec![say(8.0, "/nick Cyd"), say(8.5, "Call me Cyd now")],
+    );
+    let dan = user("dan-pc", "Dan", 12.0, vec![say(14.0, "What did I miss?")]);
+    scenario(
+        "rooms, private messages and a new nickname",
+        18.0,
+        5.0,
+        vec![ann, bob, cid, dan],
+        Vec::new(),
+    )
+}
+
+/// The server is killed mid-conversation and started again on the same
+/// disk: the clients reconnect and resume, every acknowledged message is
+/// still there, and nobody is shown anything twice or sees anyone leave.
+pub fn server_restart() -> Scenario {
+    let joshua = user(
+        "joshua-pc",
+        "Joshua",
+        0.5,
+        vec![
+            say(3.0, "Before the crash"),
+            say(5.2, "Typed while the server is down"),
+            say(12.0, "After the restart"),
+        ],
+    );
+    let john = user(
+        "john-pc",
+        "John",
+        1.0,
+        vec![say(4.0, "Me too"), say(13.0, "Still here")],
+    );
+    let crash = (secs(5.0), FaultEvent::ServerCrash { down: secs(2.0) });
+    let mut scenario = scenario(
+        "the server crashes and restarts",
+        20.0,
+        10.0,
+        vec![joshua, john],
+        vec![crash],
+    );
+    scenario.fault_counts.insert(FaultKind::ServerCrash, 1);
+    scenario
+}
+
 /// Every named scenario, by the name of its snapshot.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
@@ -188,5 +266,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("sim_crashed_client", crashed_client()),
         ("sim_slow_reader", slow_reader()),
         ("sim_healed_partition", healed_partition()),
+        (
+            "sim_rooms_and_private_messages",
+            rooms_and_private_messages(),
+        ),
+        ("sim_server_restart", server_restart()),
     ]
 }

@@ -18,7 +18,7 @@ use crate::transcript;
 use crate::world::{self, Observations};
 
 /// The mechanisms a sweep must exercise, in the order the summary lists them.
-pub const MECHANISMS: [&str; 10] = [
+pub const MECHANISMS: [&str; 17] = [
     "disconnects noticed by the server",
     "reconnects by clients",
     "resumes",
@@ -29,6 +29,13 @@ pub const MECHANISMS: [&str; 10] = [
     "slow readers dropped",
     "sessions expired",
     "rejoins after a lost session",
+    "server crashes",
+    "recoveries",
+    "torn tails cut",
+    "disk errors stopping the server",
+    "private messages",
+    "nickname changes",
+    "history shown on join",
 ];
 
 /// The result of one seed.
@@ -122,7 +129,7 @@ impl Summary {
     /// Adds one seed's result.
     pub fn add(&mut self, result: &SeedResult) {
         self.seeds += 1;
-        self.checks += result.verdict.checks;
+        self.checks += result.verdict.check_count();
         if !result.passed() {
             self.failures.push(result.seed);
         }
@@ -179,6 +186,24 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
     let rejoins = lines()
         .filter(|(_, line)| matches!(line, Line::Rejoining))
         .count() as u64;
+    let lifetimes = &observations.server.lifetimes;
+    let recoveries = lifetimes
+        .iter()
+        .skip(1)
+        .filter(|lifetime| lifetime.up)
+        .count() as u64;
+    let torn = lifetimes
+        .iter()
+        .filter(|lifetime| {
+            lifetime
+                .recovery
+                .is_some_and(|recovery| recovery.tail_bytes_dropped > 0)
+        })
+        .count() as u64;
+    let disk_stops = lifetimes
+        .iter()
+        .filter(|lifetime| lifetime.stopped.is_some())
+        .count() as u64;
     vec![
         (
             "disconnects noticed by the server",
@@ -193,6 +218,13 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
         ("slow readers dropped", stats.slow_readers_dropped),
         ("sessions expired", stats.sessions_expired),
         ("rejoins after a lost session", rejoins),
+        ("server crashes", observations.server.crashes.len() as u64),
+        ("recoveries", recoveries),
+        ("torn tails cut", torn),
+        ("disk errors stopping the server", disk_stops),
+        ("private messages", stats.private_messages),
+        ("nickname changes", stats.renames),
+        ("history shown on join", stats.history_sent),
     ]
 }
 

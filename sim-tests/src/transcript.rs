@@ -66,7 +66,17 @@ pub fn timed(observations: &Observations) -> String {
     for record in &observations.clients {
         for run in &record.runs {
             let _ = writeln!(text, "\n--- {} on {}", run.nick, record.host);
-            for (at, line) in &run.shown {
+            let shown = run
+                .shown
+                .iter()
+                .map(|(at, line)| (*at, format!("  {line}")));
+            let typed = run
+                .typed
+                .iter()
+                .map(|(at, line)| (*at, format!("> {line}")));
+            let mut lines: Vec<(std::time::Duration, String)> = shown.chain(typed).collect();
+            lines.sort_by_key(|(at, _)| *at);
+            for (at, line) in lines {
                 let _ = writeln!(text, "{:>9.3}s {line}", at.as_secs_f64());
             }
             if let Some((at, outcome)) = &run.outcome {
@@ -74,9 +84,26 @@ pub fn timed(observations: &Observations) -> String {
             }
         }
     }
-    let _ = writeln!(text, "\n--- room log");
-    for (at, event) in &observations.server.events {
-        let _ = writeln!(text, "{:>9.3}s {event:?}", at.as_secs_f64());
+    let _ = writeln!(text, "\n--- events as the server released them");
+    for event in &observations.server.events {
+        let stream = match event.stream {
+            crate::world::StreamOf::Room(room) => format!("room {}", room.0),
+            crate::world::StreamOf::Private(member) => format!("private {}", member.0),
+        };
+        let _ = writeln!(
+            text,
+            "{:>9.3}s {stream}: {:?}",
+            event.at.as_secs_f64(),
+            event.frame
+        );
+    }
+    for lifetime in &observations.server.lifetimes {
+        let _ = writeln!(
+            text,
+            "{:>9.3}s server started: {} rooms recovered",
+            lifetime.started.as_secs_f64(),
+            lifetime.rooms.len()
+        );
     }
     text
 }

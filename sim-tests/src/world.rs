@@ -1,26 +1,30 @@
 //! Runs a [`Scenario`]: one server host and the client hosts, all running the
-//! real chat-core code over turmoil's network, driven by our own step loop so
-//! that faults land between steps. Returns everything observed.
+//! real chat-core code over turmoil's network (and the server over its
+//! simulated disk), driven by our own step loop so that faults land between
+//! steps. Returns everything observed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use chat_core::client::{self, ClientConfig};
-use chat_core::protocol::{self, ServerFrame};
-use chat_core::room::{Notice, RoomConfig, Stats};
-use chat_core::server::{self, Observed, ServerConfig, ServerHandle};
+use chat_core::client::{self, ClientConfig, Ui};
+use chat_core::protocol::{self, Seq, ServerFrame};
+use chat_core::room::{MemberId, Notice, RoomConfig, RoomId, Stats};
+use chat_core::server::{self, Keeping, Observed, ServerConfig, ServerHandle};
 use chat_core::session::{Line, Outcome, SessionConfig};
-use chat_net::{Network, SimNetwork};
-use rand::Rng;
+use chat_core::store::RecoveryStats;
+use chat_net::{FaultyStorage, Network, SimNetwork, SimStorage};
+use rand::{Rng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::net::FreezableNetwork;
 use crate::scenario::{
-    ClientScript, FaultEvent, FaultKind, RunScript, SERVER_HOST, SERVER_PORT, SIM_HISTORY_MAX,
+    ClientScript, FaultKind, RunScript, SERVER_DATA_DIR, SERVER_HOST, SERVER_PORT, SIM_HISTORY_MAX,
     SIM_QUEUE_BYTES_MAX, SIM_TCP_CAPACITY, Scenario, UserAction, stream,
 };
 use crate::trace::{self, TraceBuffer};
+
+mod steps;
 
 /// What one client run showed and did.
 #[derive(Clone, Debug, Default)]
@@ -50,14 +54,73 @@ pub struct ClientRecord {
     pub freezes: Vec<(Duration, Duration)>,
 }
 
+/// Whose stream an event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StreamOf {
+    /// A room's.
+    Room(RoomId),
+    /// A member's private stream.
+    Private(MemberId),
+}
+
+/// An event as the server released it.
+#[derive(Clone, Debug)]
+pub struct ServerEvent {
+    /// When.
+    pub at: Duration,
+    /// Whose stream.
+    pub stream: StreamOf,
+    /// The event.
+    pub frame: ServerFrame,
+}
+
+/// One room as a recovery rebuilt it.
+#[derive(Clone, Debug)]
+pub struct RecoveredRoom {
+    /// Its id.
+    pub id: RoomId,
+    /// Its name.
+    pub name: String,
+    /// Its last sequence number.
+    pub last_seq: Seq,
+    /// The events its history kept.
+    pub history: Vec<ServerFrame>,
+}
+
+/// One start of the server.
+#[derive(Clone, Debug, Default)]
+pub struct Lifetime {
+    /// When it started.
+    pub started: Duration,
+    /// The rooms it recovered (empty for the first start).
+    pub rooms: Vec<RecoveredRoom>,
+    /// The private events it recovered, by owner.
+    pub privates: Vec<(MemberId, Vec<ServerFrame>)>,
+    /// The nicknames of the sessions it recovered.
+    pub members: Vec<String>,
+    /// What the log's recovery found.
+    pub recovery: Option<RecoveryStats>,
+    /// Whether it came up (recovered and about to listen); false when it
+    /// failed or was crashed while starting.
+    pub up: bool,
+    /// Why it could not start, if it could not.
+    pub failed: Option<String>,
+    /// Why it stopped by itself (a storage failure), if it did.
+    pub stopped: Option<String>,
+}
+
 /// What the server did.
 #[derive(Clone, Debug, Default)]
 pub struct ServerRecord {
-    /// Every room event, decoded, with the time it was broadcast.
-    pub events: Vec<(Duration, ServerFrame)>,
+    /// Every event, decoded, as released, across all its lifetimes.
+    pub events: Vec<ServerEvent>,
     /// Every console notice, with its time.
     pub notices: Vec<(Duration, Notice)>,
-    /// The state machine's counters at the end.
+    /// Each start.
+    pub lifetimes: Vec<Lifetime>,
+    /// When the host was crashed.
+    pub crashes: Vec<Duration>,
+    /// The state machine's counters, summed over lifetimes.
     pub stats: Stats,
     /// Most bytes ever queued for one connection.
     pub queued_bytes_peak: usize,
@@ -78,6 +141,12 @@ pub struct Observations {
     pub faults_applied: BTreeMap<FaultKind, usize>,
     /// The run's trace.
     pub trace: String,
+    /// The server's room configuration in this run (the oracle's bounds).
+    pub room_config: RoomConfig,
+    /// The clients' session configuration in this run.
+    pub session_config: SessionConfig,
+    /// The server's per-connection queue limit in this run.
+    pub queue_bytes_max: usize,
 }
 
 /// The server's configuration in simulations: production timeouts, small
@@ -104,6 +173,9 @@ fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
+/// The simulated disk of the server, with the faults the step loop arms.
+pub type ServerDisk = FaultyStorage<SimStorage>;
+
 /// Runs the scenario and returns what was observed. Panics (a broken
 /// invariant in the code under test) propagate to the caller.
 pub fn run(scenario: &Scenario) -> Observations {
@@ -114,25 +186,18 @@ pub fn run(scenario: &Scenario) -> Observations {
 /// if the run panics.
 pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
     let _subscriber = tracing::subscriber::set_default(trace::subscriber(buffer.clone()));
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(stream(scenario.seed, "network").random())
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .simulation_duration(scenario.end() + Duration::from_secs(1))
-        .tick_duration(scenario.tick)
-        .min_message_latency(Duration::from_millis(1).min(scenario.max_latency))
-        .max_message_latency(scenario.max_latency)
-        .tcp_capacity(SIM_TCP_CAPACITY)
-        .build();
+    let mut sim = build_sim(scenario);
     let server_record: Shared<ServerRecord> = Shared::default();
-    let server_handle: Shared<Option<ServerHandle>> = Shared::default();
-    add_server(&mut sim, scenario.seed, &server_record, &server_handle);
+    let handles: Shared<Vec<ServerHandle>> = Shared::default();
+    let disk = FaultyStorage::new(SimStorage::new());
+    add_server(&mut sim, scenario, &server_record, &handles, &disk);
     let clients: Vec<Shared<ClientRecord>> = scenario
         .clients
         .iter()
         .enumerate()
         .map(|(index, script)| add_client(&mut sim, scenario.seed, index, script))
         .collect();
-    let faults_applied = step_loop(&mut sim, scenario, &clients);
+    let faults_applied = steps::step_loop(&mut sim, scenario, &clients, &server_record, &disk);
     let simulated = sim.elapsed();
     assert!(
         simulated >= scenario.end(),
@@ -140,12 +205,13 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         scenario.end()
     );
     let mut server = lock(&server_record).clone();
-    if let Some(handle) = lock(&server_handle).as_ref() {
-        server.stats = handle.stats();
-        server.queued_bytes_peak = handle.queued_bytes_peak();
+    for handle in lock(&handles).iter() {
+        add_stats(&mut server.stats, handle.stats());
+        server.queued_bytes_peak = server.queued_bytes_peak.max(handle.queued_bytes_peak());
     }
     let clients = clients.iter().map(|record| lock(record).clone()).collect();
     drop(sim);
+    let config = server_config();
     Observations {
         scenario: scenario.clone(),
         server,
@@ -153,51 +219,206 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         simulated,
         faults_applied,
         trace: buffer.text(),
+        room_config: config.room,
+        session_config: ClientConfig::new("", "").session,
+        queue_bytes_max: config.queue_bytes_max,
     }
+}
+
+fn build_sim<'a>(scenario: &Scenario) -> turmoil::Sim<'a> {
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(stream(scenario.seed, "network").random())
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .simulation_duration(scenario.end() + Duration::from_secs(1))
+        .tick_duration(scenario.tick)
+        .min_message_latency(Duration::from_millis(1).min(scenario.max_latency))
+        .max_message_latency(scenario.max_latency)
+        .tcp_capacity(SIM_TCP_CAPACITY);
+    // A disk that tears writes: at a crash, each write not yet synced keeps
+    // a random whole-block prefix (and now and then the disk flushes some
+    // early). Operations take simulated time, up to longer than a tick, so
+    // that a crash between two steps can land between a write and its sync.
+    builder.fs().block_size(64).sync_probability(0.02);
+    builder
+        .fs()
+        .io_latency()
+        .min_latency(Duration::from_micros(100))
+        .max_latency(Duration::from_millis(40))
+        .distribution(0.5);
+    builder.build()
+}
+
+fn add_stats(total: &mut Stats, more: Stats) {
+    let Stats {
+        resumes,
+        replayed_events,
+        dedup_hits,
+        gap_notices,
+        slow_readers_dropped,
+        dead_connections_dropped,
+        evictions,
+        sessions_expired,
+        handshake_timeouts,
+        throttles,
+        floods_closed,
+        connections_refused,
+        frames_ignored,
+        resumes_refused,
+        messages,
+        private_messages,
+        renames,
+        rooms_freed,
+        history_sent,
+    } = more;
+    total.resumes += resumes;
+    total.replayed_events += replayed_events;
+    total.dedup_hits += dedup_hits;
+    total.gap_notices += gap_notices;
+    total.slow_readers_dropped += slow_readers_dropped;
+    total.dead_connections_dropped += dead_connections_dropped;
+    total.evictions += evictions;
+    total.sessions_expired += sessions_expired;
+    total.handshake_timeouts += handshake_timeouts;
+    total.throttles += throttles;
+    total.floods_closed += floods_closed;
+    total.connections_refused += connections_refused;
+    total.frames_ignored += frames_ignored;
+    total.resumes_refused += resumes_refused;
+    total.messages += messages;
+    total.private_messages += private_messages;
+    total.renames += renames;
+    total.rooms_freed += rooms_freed;
+    total.history_sent += history_sent;
+}
+
+/// 32 bytes for the server's token generator in one lifetime.
+fn token_seed(seed: u64, lifetime: usize) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    stream(seed, &format!("tokens {lifetime}")).fill_bytes(&mut bytes);
+    bytes
 }
 
 fn add_server(
     sim: &mut turmoil::Sim<'_>,
-    seed: u64,
+    scenario: &Scenario,
     record: &Shared<ServerRecord>,
-    handle: &Shared<Option<ServerHandle>>,
+    handles: &Shared<Vec<ServerHandle>>,
+    disk: &ServerDisk,
 ) {
-    let record = record.clone();
-    let handle = handle.clone();
-    let server_seed = stream(seed, "server").random();
+    let (record, handles, disk) = (record.clone(), handles.clone(), disk.clone());
+    let (seed, durable) = (scenario.seed, scenario.durable);
     sim.host(SERVER_HOST, move || {
-        let record = record.clone();
-        let handle = handle.clone();
+        let (record, handles, disk) = (record.clone(), handles.clone(), disk.clone());
         async move {
-            let listener = SimNetwork.bind(&format!("0.0.0.0:{SERVER_PORT}")).await?;
-            let on_start = move |started: ServerHandle| {
-                started.set_observer(move |observed| observe(&record, observed));
-                *lock(&handle) = Some(started);
+            let lifetime = {
+                let mut record = lock(&record);
+                record.lifetimes.push(Lifetime {
+                    started: now(),
+                    ..Lifetime::default()
+                });
+                record.lifetimes.len() - 1
             };
-            server::run::<SimNetwork>(
+            let keeping = if durable {
+                Keeping::Durable {
+                    storage: disk,
+                    dir: SERVER_DATA_DIR.into(),
+                }
+            } else {
+                Keeping::InMemory
+            };
+            let config = server_config();
+            let incarnation = || format!("{:032x}", stream(seed, "incarnation").random::<u128>());
+            let start = match server::open(
+                keeping,
+                &config.room,
+                token_seed(seed, lifetime),
+                incarnation,
+            )
+            .await
+            {
+                Ok(start) => start,
+                Err(error) => {
+                    tracing::warn!("The server could not start: {error}");
+                    lock(&record).lifetimes[lifetime].failed = Some(error.to_string());
+                    return Ok(());
+                }
+            };
+            record_recovery(&record, lifetime, &start);
+            let listener = SimNetwork.bind(&format!("0.0.0.0:{SERVER_PORT}")).await?;
+            let on_start = {
+                let record = record.clone();
+                move |started: ServerHandle| {
+                    started.set_observer(move |observed| observe(&record, observed));
+                    lock(&handles).push(started);
+                }
+            };
+            let ran = server::run::<SimNetwork, ServerDisk>(
                 listener,
-                server_config(),
-                server_seed,
+                config,
+                start,
                 std::future::pending(),
                 on_start,
             )
-            .await?;
+            .await;
+            if let Err(error) = ran {
+                lock(&record).lifetimes[lifetime].stopped = Some(error.to_string());
+            }
             Ok(())
         }
     });
+}
+
+fn record_recovery(
+    record: &Shared<ServerRecord>,
+    lifetime: usize,
+    start: &server::Start<ServerDisk>,
+) {
+    let rooms = start
+        .rooms
+        .room_histories()
+        .into_iter()
+        .map(|(id, name, last_seq, history)| RecoveredRoom {
+            id,
+            name,
+            last_seq,
+            history: history.iter().map(decode).collect(),
+        })
+        .collect();
+    let privates = start
+        .rooms
+        .private_histories()
+        .into_iter()
+        .map(|(owner, history)| (owner, history.iter().map(decode).collect()))
+        .collect();
+    let mut record = lock(record);
+    record.lifetimes[lifetime].rooms = rooms;
+    record.lifetimes[lifetime].privates = privates;
+    record.lifetimes[lifetime].members = start.rooms.member_nicks();
+    record.lifetimes[lifetime].up = true;
+    record.lifetimes[lifetime].recovery = start.recovered;
+}
+
+fn decode(frame: &bytes::Bytes) -> ServerFrame {
+    let line = frame.strip_suffix(b"\n").unwrap_or(frame);
+    // Invariant: the server encodes its own events.
+    protocol::decode_line::<ServerFrame>(line).expect("the server's events decode")
 }
 
 fn observe(record: &Shared<ServerRecord>, observed: Observed<'_>) {
     let at = now();
     let mut record = lock(record);
     match observed {
-        Observed::Event(frame) => {
-            let line = frame.strip_suffix(b"\n").unwrap_or(frame);
-            // Invariant: the server encodes its own events.
-            let event =
-                protocol::decode_line::<ServerFrame>(line).expect("the server's events decode");
-            record.events.push((at, event));
-        }
+        Observed::Event { room, frame } => record.events.push(ServerEvent {
+            at,
+            stream: StreamOf::Room(room),
+            frame: decode(frame),
+        }),
+        Observed::Private { owner, frame } => record.events.push(ServerEvent {
+            at,
+            stream: StreamOf::Private(owner),
+            frame: decode(frame),
+        }),
         Observed::Notice(notice) => record.notices.push((at, notice.clone())),
     }
 }
@@ -260,7 +481,7 @@ async fn client_run(
             for (at, action) in actions {
                 tokio::time::sleep(at.saturating_sub(now())).await;
                 let line = match action {
-                    UserAction::Say(text) => text,
+                    UserAction::Type(text) => text,
                     UserAction::Exit => ".exit".to_owned(),
                 };
                 if input.send(line.clone()).await.is_err() {
@@ -273,163 +494,14 @@ async fn client_run(
         })
     };
     let shown = record.clone();
-    let outcome = client::run(network, config, lines, move |line| {
-        lock(&shown).runs[run_index]
-            .shown
-            .push((now(), line.clone()));
+    let outcome = client::run(network, config, lines, std::future::pending(), move |ui| {
+        if let Ui::Show(line) = ui {
+            lock(&shown).runs[run_index]
+                .shown
+                .push((now(), line.clone()));
+        }
     })
     .await;
     typist.abort();
     lock(record).runs[run_index].outcome = Some((now(), outcome));
-}
-
-/// Steps the simulation to the scenario's end, applying faults on time and
-/// healing everything at the end of the active phase.
-fn step_loop(
-    sim: &mut turmoil::Sim<'_>,
-    scenario: &Scenario,
-    clients: &[Shared<ClientRecord>],
-) -> BTreeMap<FaultKind, usize> {
-    let mut applied = BTreeMap::new();
-    for client in &scenario.clients {
-        if !client.freezes.is_empty() {
-            applied.insert(FaultKind::StopReading, client.freezes.len());
-        }
-    }
-    if let Some(count) = scenario.fault_counts.get(&FaultKind::LateJoin) {
-        applied.insert(FaultKind::LateJoin, *count);
-    }
-    let mut pending = scenario.faults.iter().peekable();
-    let mut healed = false;
-    while sim.elapsed() < scenario.end() {
-        let elapsed = sim.elapsed();
-        while let Some((_, event)) = pending.next_if(|(at, _)| *at <= elapsed) {
-            apply(sim, event, scenario, clients, elapsed);
-            *applied.entry(kind_of(event)).or_insert(0) += 1;
-        }
-        if !healed && elapsed >= scenario.heal_at() {
-            heal(sim, scenario);
-            healed = true;
-        }
-        repair_expired(sim, scenario, elapsed);
-        if let Err(error) = sim.step() {
-            panic!("a simulated host failed: {error}");
-        }
-    }
-    applied
-}
-
-fn kind_of(event: &FaultEvent) -> FaultKind {
-    match event {
-        FaultEvent::LatencySpike { .. } => FaultKind::LatencySpike,
-        FaultEvent::Hold { .. } => FaultKind::Hold,
-        FaultEvent::Partition { .. } => FaultKind::Partition,
-        FaultEvent::PartitionOneWay { .. } => FaultKind::PartitionOneWay,
-        FaultEvent::LinkFailure { .. } => FaultKind::LinkFailure,
-        FaultEvent::Crash { .. } => FaultKind::Crash,
-    }
-}
-
-fn apply(
-    sim: &mut turmoil::Sim<'_>,
-    event: &FaultEvent,
-    scenario: &Scenario,
-    clients: &[Shared<ClientRecord>],
-    now: Duration,
-) {
-    tracing::info!("fault at {:.3}s: {event:?}", now.as_secs_f64());
-    match event {
-        FaultEvent::LatencySpike { client, max, .. } => {
-            sim.set_link_max_message_latency(SERVER_HOST, client.as_str(), *max);
-        }
-        FaultEvent::Hold { client, .. } => sim.hold(SERVER_HOST, client.as_str()),
-        FaultEvent::Partition { client, .. } => sim.partition(SERVER_HOST, client.as_str()),
-        FaultEvent::PartitionOneWay {
-            client,
-            to_client: true,
-            ..
-        } => sim.partition_oneway(SERVER_HOST, client.as_str()),
-        FaultEvent::PartitionOneWay {
-            client,
-            to_client: false,
-            ..
-        } => sim.partition_oneway(client.as_str(), SERVER_HOST),
-        FaultEvent::LinkFailure {
-            client,
-            rate_per_mille,
-            ..
-        } => {
-            sim.set_link_fail_rate(
-                SERVER_HOST,
-                client.as_str(),
-                f64::from(*rate_per_mille) / 1000.0,
-            );
-        }
-        FaultEvent::Crash { client } => {
-            if sim.is_host_running(client.as_str()) {
-                sim.crash(client.as_str());
-                let index = scenario
-                    .clients
-                    .iter()
-                    .position(|script| script.host == *client);
-                if let Some(index) = index {
-                    lock(&clients[index]).crashed_at.get_or_insert(now);
-                }
-            }
-        }
-    }
-}
-
-/// Ends the faults whose time is up (the `until` of each).
-fn repair_expired(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, now: Duration) {
-    let tick = scenario.tick;
-    for (at, event) in &scenario.faults {
-        let until = match event {
-            FaultEvent::LatencySpike { until, .. }
-            | FaultEvent::Hold { until, .. }
-            | FaultEvent::Partition { until, .. }
-            | FaultEvent::PartitionOneWay { until, .. }
-            | FaultEvent::LinkFailure { until, .. } => *until,
-            FaultEvent::Crash { .. } => continue,
-        };
-        // Exactly once: in the step where `until` is reached.
-        if until < *at || !(until <= now && now < until + tick) {
-            continue;
-        }
-        end_fault(sim, event, scenario);
-    }
-}
-
-fn end_fault(sim: &mut turmoil::Sim<'_>, event: &FaultEvent, scenario: &Scenario) {
-    tracing::info!(
-        "fault ends at {:.3}s: {event:?}",
-        sim.elapsed().as_secs_f64()
-    );
-    match event {
-        FaultEvent::LatencySpike { client, .. } => {
-            sim.set_link_max_message_latency(SERVER_HOST, client.as_str(), scenario.max_latency);
-        }
-        FaultEvent::Hold { client, .. } => sim.release(SERVER_HOST, client.as_str()),
-        FaultEvent::Partition { client, .. } | FaultEvent::PartitionOneWay { client, .. } => {
-            sim.repair(SERVER_HOST, client.as_str());
-        }
-        FaultEvent::LinkFailure { client, .. } => {
-            sim.set_link_fail_rate(SERVER_HOST, client.as_str(), 0.0);
-            sim.repair(SERVER_HOST, client.as_str());
-        }
-        FaultEvent::Crash { .. } => {}
-    }
-}
-
-/// The quiet phase begins: every link healthy, nothing held, no failures.
-fn heal(sim: &mut turmoil::Sim<'_>, scenario: &Scenario) {
-    tracing::info!("healing the network at {:.3}s", sim.elapsed().as_secs_f64());
-    sim.set_fail_rate(0.0);
-    for client in &scenario.clients {
-        let host = client.host.as_str();
-        sim.release(SERVER_HOST, host);
-        sim.repair(SERVER_HOST, host);
-        sim.set_link_fail_rate(SERVER_HOST, host, 0.0);
-        sim.set_link_max_message_latency(SERVER_HOST, host, scenario.max_latency);
-    }
 }

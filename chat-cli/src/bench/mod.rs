@@ -120,7 +120,10 @@ fn scenario(number: u8, scale: f64) -> Option<(&'static str, Plan)> {
 type Start = fn(&Path) -> Result<Server>;
 
 fn contenders(args: &BenchArgs) -> Vec<(&'static str, Start)> {
-    let mut list: Vec<(&'static str, Start)> = vec![("chat (ours)", |_| servers::start_ours())];
+    let mut list: Vec<(&'static str, Start)> = vec![
+        ("chat (ours)", |_| servers::start_ours(true)),
+        ("chat (ours, in memory)", |_| servers::start_ours(false)),
+    ];
     if args.peers {
         list.push(("ngIRCd", servers::start_ngircd));
         list.push(("InspIRCd", servers::start_inspircd));
@@ -255,7 +258,7 @@ fn ratios(results: &BTreeMap<u8, Vec<(String, Figures)>>) -> BTreeMap<&'static s
             .get(&number)
             .map(|rows| {
                 rows.iter()
-                    .filter(|(name, _)| name != "chat (ours)")
+                    .filter(|(name, _)| !name.starts_with("chat (ours"))
                     .map(|(_, figures)| figures)
                     .collect()
             })

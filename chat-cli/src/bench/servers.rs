@@ -128,9 +128,17 @@ fn wait_listening(addr: &str, child: &mut Child, name: &str) -> Result<()> {
 }
 
 /// Starts `chat-cli server` (this very binary) with its defaults, on a free
-/// port.
-pub fn start_ours() -> Result<Server> {
+/// port: keeping its data in a fresh directory of its own (the default is
+/// durable), or in memory only.
+pub fn start_ours(durable: bool) -> Result<Server> {
     let exe = std::env::current_exe().context("find chat-cli")?;
+    let workdir = workdir(if durable { "ours" } else { "ours-memory" })?;
+    let data_dir = workdir.0.join("chat-data");
+    let keeping: Vec<&std::ffi::OsStr> = if durable {
+        vec!["--data-dir".as_ref(), data_dir.as_os_str()]
+    } else {
+        vec!["--in-memory".as_ref()]
+    };
     let mut child = Command::new(exe)
         // The generator's talkers send as fast as the server takes them,
         // from one address: our defaults would throttle them (a message
@@ -143,6 +151,7 @@ pub fn start_ours() -> Result<Server> {
             "--connections-per-address-max",
             "100000",
         ])
+        .args(keeping)
         .env("RUST_LOG", "warn,chat_core=info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -165,7 +174,7 @@ pub fn start_ours() -> Result<Server> {
         dialect: Dialect::Chat,
         addr,
         child,
-        _workdir: None,
+        _workdir: Some(workdir),
     })
 }
 

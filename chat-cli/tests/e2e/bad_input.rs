@@ -63,7 +63,6 @@ fn garbage_oversized_frames_invalid_utf8_and_truncation_harm_no_one_else() {
     future.send(&ClientFrame::Hello {
         version: PROTOCOL_VERSION + 1,
         nick: "Future".into(),
-        room: "lobby".into(),
         resume: None,
     });
     assert_eq!(
@@ -74,5 +73,5 @@ fn garbage_oversized_frames_invalid_utf8_and_truncation_harm_no_one_else() {
 
     assert_eq!(bob.count("Alice: before anything"), 1);
     assert_eq!(alice.count("Bob has left the chatroom."), 0);
-    server.wait_for_log("Refused client");
+    server.wait_for_log("Refused (bad_frame)");
 }

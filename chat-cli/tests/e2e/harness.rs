@@ -123,6 +123,9 @@ pub struct Server {
     lines: Lines,
     /// `127.0.0.1:port`.
     pub addr: String,
+    /// Its own data directory, unless the test chose one (kept until the
+    /// server is dropped).
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -161,7 +164,7 @@ impl Server {
     pub fn fail_to_start(extra: &[&str]) -> (ExitStatus, Vec<String>) {
         let mut command = Command::new(binary());
         command.args(["server", "--listen", "127.0.0.1:0"]);
-        let (mut child, mut lines) = Self::spawn_child(&mut command, extra);
+        let (mut child, mut lines, _data) = Self::spawn_child(&mut command, extra);
         let status = wait_exit(&mut child, &mut lines, "the failing server");
         let messages = lines
             .seen
@@ -171,7 +174,19 @@ impl Server {
         (status, messages)
     }
 
-    fn spawn_child(command: &mut Command, extra: &[&str]) -> (Child, Lines) {
+    fn spawn_child(
+        command: &mut Command,
+        extra: &[&str],
+    ) -> (Child, Lines, Option<tempfile::TempDir>) {
+        // Every server gets a data directory of its own, unless the test
+        // gives one (or none): tests must not share sessions.
+        let chosen = extra
+            .iter()
+            .any(|arg| *arg == "--data-dir" || *arg == "--in-memory");
+        let data = (!chosen).then(|| tempfile::tempdir().expect("a temporary data directory"));
+        if let Some(data) = &data {
+            command.arg("--data-dir").arg(data.path());
+        }
         let mut child = command
             .args(extra)
             .env("RUST_LOG", "info")
@@ -181,11 +196,11 @@ impl Server {
             .spawn()
             .expect("start chat-cli server");
         let lines = Lines::spawn(child.stdout.take().expect("piped stdout"));
-        (child, lines)
+        (child, lines, data)
     }
 
     fn spawn(command: &mut Command, extra: &[&str]) -> Self {
-        let (child, mut lines) = Self::spawn_child(command, extra);
+        let (child, mut lines, data) = Self::spawn_child(command, extra);
         let listening = lines.wait_for("the listening address", |line| {
             line.contains("Listening on ")
         });
@@ -195,7 +210,12 @@ impl Server {
             .expect("address after the words")
             .trim_end_matches('.')
             .to_owned();
-        Self { child, lines, addr }
+        Self {
+            child,
+            lines,
+            addr,
+            _data: data,
+        }
     }
 
     /// Waits for a console message containing `text`.
@@ -254,9 +274,22 @@ fn console_message(line: &str) -> String {
         .iter()
         .find_map(|level| line.split_once(level).map(|(_, message)| message))
         .unwrap_or(line);
-    match message.strip_prefix("Listening on ") {
-        Some(_) => "Listening on [address].".to_owned(),
+    if message.starts_with("Listening on ") {
+        return "Listening on [address].".to_owned();
+    }
+    if message.starts_with("Keeping data in ") {
+        return "Keeping data in [directory].".to_owned();
+    }
+    // What changes from run to run: ports, and how long a recovery took.
+    let message = match message.split_once(" peer=127.0.0.1:") {
+        Some((before, _)) => format!("{before} peer=127.0.0.1:[port]"),
         None => message.to_owned(),
+    };
+    match message.rsplit_once(" in ") {
+        Some((before, took)) if message.starts_with("Recovered ") && took.ends_with(" ms.") => {
+            format!("{before} in [time].")
+        }
+        _ => message,
     }
 }
 
@@ -403,13 +436,20 @@ impl RawPeer {
         peer.send(&ClientFrame::Hello {
             version: protocol::PROTOCOL_VERSION,
             nick: nick.to_owned(),
-            room: protocol::DEFAULT_ROOM.to_owned(),
             resume: None,
         });
         let welcome = peer.read_frame().expect("a welcome");
         assert!(
             matches!(welcome, ServerFrame::Welcome { .. }),
             "got {welcome:?}"
+        );
+        peer.send(&ClientFrame::Join {
+            room: protocol::DEFAULT_ROOM.to_owned(),
+        });
+        let entered = peer.read_frame().expect("the join's answer");
+        assert!(
+            matches!(entered, ServerFrame::Entered { .. }),
+            "got {entered:?}"
         );
         peer
     }

@@ -13,7 +13,8 @@ const MESSAGES_MAX: usize = 5000;
 
 #[test]
 fn a_client_that_stops_reading_is_dropped_and_the_room_goes_on() {
-    let mut server = Server::start(&["--queue-bytes-max", QUEUE_BYTES_MAX]);
+    // No message rate: Alice must outrun the stuck reader's queue.
+    let mut server = Server::start(&["--queue-bytes-max", QUEUE_BYTES_MAX, "--message-rate", "0"]);
     let mut alice = Client::join(&server.addr, "Alice");
     let mut bob = Client::join(&server.addr, "Bob");
     // Joins, then never reads again.

@@ -256,15 +256,14 @@ fn a_plain_client_on_the_tls_port_gets_a_clear_error_line() {
     peer.send(&ClientFrame::Hello {
         version: protocol::PROTOCOL_VERSION,
         nick: "Plain".into(),
-        room: protocol::DEFAULT_ROOM.into(),
         resume: None,
     });
     assert_eq!(
         peer.read_to_close(),
-        vec![ServerFrame::Error {
-            code: ErrorCode::BadFrame,
-            message: "this server speaks TLS: connect with --tls".into(),
-        }]
+        vec![ServerFrame::error(
+            ErrorCode::BadFrame,
+            "this server speaks TLS: connect with --tls"
+        )]
     );
     server.wait_for_log("Refused a plain-TCP client from 127.0.0.1:");
 

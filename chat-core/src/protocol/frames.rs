@@ -235,6 +235,9 @@ pub enum ServerFrame {
         /// An action.
         #[serde(default, skip_serializing_if = "is_false")]
         action: bool,
+        /// True in the sender's own copy (the names may have changed since).
+        #[serde(default, skip_serializing_if = "is_false")]
+        sent: bool,
     },
     /// The client's message `id` was accepted as event `seq` of a room (or,
     /// without `room`, of the sender's private stream).

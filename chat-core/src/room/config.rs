@@ -76,7 +76,7 @@ impl Default for RoomConfig {
             history_bytes_max: 1024 * 1024,
             private_history_max: 256,
             private_history_bytes_max: 256 * 1024,
-            history_bytes_total_max: 256 * 1024 * 1024,
+            history_bytes_total_max: 64 * 1024 * 1024,
             history_on_join: 20,
             text_bytes_max: protocol::TEXT_BYTES_MAX,
             rooms_max: 1024,

@@ -4,8 +4,9 @@
 //! cryptographically secure generator that nothing the server shows comes
 //! from. Only the token's SHA-256 is kept, and a resume is looked up by that
 //! hash, so comparing tokens takes no time that depends on how much of a
-//! guess was right. A resume needs the token, the incarnation and the
-//! member's current nickname; it evicts the member's older connection (a
+//! guess was right. A resume needs the token and the incarnation (not the
+//! nickname: a rename the client never heard of must not lose its session;
+//! the welcome says the session's nickname); it evicts the member's older connection (a
 //! one-way partition can leave it half open) and replays, per room and for
 //! the private stream, what the client missed.
 
@@ -94,8 +95,7 @@ impl Rooms {
         }
     }
 
-    /// The member a resume names, if its token, incarnation and nickname
-    /// all match.
+    /// The member a resume names, if its token and incarnation match.
     fn resumable(&self, resume: &Resume, nick: &str) -> Option<MemberId> {
         if planted!(ResumeWithoutToken) {
             return self.state.nick_holder(nick);
@@ -103,8 +103,7 @@ impl Rooms {
         if resume.incarnation != self.incarnation {
             return None;
         }
-        let member = *self.state.tokens.get(&token_hash(&resume.token)?)?;
-        (self.state.member(member).nick == nick).then_some(member)
+        self.state.tokens.get(&token_hash(&resume.token)?).copied()
     }
 
     /// How a hello for a nickname someone holds is refused.
@@ -145,11 +144,11 @@ impl Rooms {
     }
 
     fn start_member(&mut self, connection: ConnectionId, nick: String, now: Duration) {
-        if let Some(holder) = self.state.nick_holder(&nick) {
-            if !planted!(NickUniqueness) {
-                let refusal = self.nick_taken_refusal(holder, &nick, now);
-                return self.refuse(connection, refusal, now);
-            }
+        if let Some(holder) = self.state.nick_holder(&nick)
+            && !planted!(NickUniqueness)
+        {
+            let refusal = self.nick_taken_refusal(holder, &nick, now);
+            return self.refuse(connection, refusal, now);
         }
         if self.state.members.len() >= self.config.sessions_max {
             let message = format!(

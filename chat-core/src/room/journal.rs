@@ -164,6 +164,11 @@ impl Journal {
         self.records.pop_front()
     }
 
+    /// Whether records wait to be written.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
     /// Actions waiting for their records.
     pub fn held(&self) -> usize {
         self.actions.len()

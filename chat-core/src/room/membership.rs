@@ -4,8 +4,10 @@
 //! A broadcast's recipients are fixed when its event is emitted: a member
 //! who leaves right after speaking still gets its own message, and one who
 //! joins gets nothing from before its own join but the recent history it is
-//! shown, marked as such. A room is freed when its last member leaves, so
-//! that rooms visited once do not count against `rooms_max` forever.
+//! shown, marked as such. A room is freed when its last member leaves,
+//! unless its history holds messages a later member would be shown; such an
+//! empty room is freed as soon as the room limit needs its place, so that
+//! rooms visited once never lock new rooms out.
 
 use std::time::Duration;
 
@@ -96,7 +98,7 @@ impl Rooms {
             }
             return Ok(room);
         }
-        if self.state.rooms.len() >= self.config.rooms_max {
+        if self.state.rooms.len() >= self.config.rooms_max && !self.free_an_empty_room() {
             let message = format!(
                 "the server has {} rooms, as many as it allows",
                 self.config.rooms_max
@@ -177,10 +179,28 @@ impl Rooms {
             nick: self.state.member(member).nick.clone(),
         };
         self.broadcast(room, &event, false);
-        if self.state.room(room).members.is_empty() {
+        let state = self.state.room(room);
+        if state.members.is_empty() && state.stream.recent_messages(1).is_empty() {
             self.commit(Change::RoomClosed { room });
             self.stats.rooms_freed += 1;
         }
+    }
+
+    /// Frees the empty room that has been empty longest (the oldest, by
+    /// id, among those kept for their history); false if none is empty.
+    fn free_an_empty_room(&mut self) -> bool {
+        let empty = self
+            .state
+            .rooms
+            .iter()
+            .find(|(_, room)| room.members.is_empty())
+            .map(|(id, _)| *id);
+        let Some(room) = empty else {
+            return false;
+        };
+        self.commit(Change::RoomClosed { room });
+        self.stats.rooms_freed += 1;
+        true
     }
 
     /// Ends a member's session: it leaves every room, its nickname is free.

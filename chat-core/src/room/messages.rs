@@ -202,6 +202,7 @@ impl Rooms {
                 to: to.to_string(),
                 text: text.clone(),
                 action,
+                sent: owner == member,
             });
             rooms.commit(Change::Appended {
                 stream: StreamKey::Private(owner),

@@ -195,6 +195,48 @@ impl Rooms {
         self.journal.poll_record()
     }
 
+    /// Whether records wait to be written.
+    pub fn has_records(&self) -> bool {
+        self.journal.has_records()
+    }
+
+    /// Whether the state machine makes records (the server keeps its data).
+    pub fn is_persistent(&self) -> bool {
+        self.journal.is_persistent()
+    }
+
+    /// Each room: its id, name, last sequence number and the events its
+    /// history keeps (for observers: what a recovery rebuilt).
+    pub fn room_histories(&self) -> Vec<(RoomId, String, crate::protocol::Seq, Vec<Bytes>)> {
+        self.state
+            .rooms
+            .iter()
+            .map(|(id, room)| {
+                let (_, _, kept) = room.stream.missed(0);
+                (*id, room.name.to_string(), room.stream.last_seq, kept)
+            })
+            .collect()
+    }
+
+    /// Every member's nickname.
+    pub fn member_nicks(&self) -> Vec<String> {
+        self.state
+            .members
+            .values()
+            .map(|member| member.nick.clone())
+            .collect()
+    }
+
+    /// Each member's private stream: the events its history keeps (for
+    /// observers: what a recovery rebuilt).
+    pub fn private_histories(&self) -> Vec<(MemberId, Vec<Bytes>)> {
+        self.state
+            .members
+            .iter()
+            .map(|(id, member)| (*id, member.private.missed(0).2))
+            .collect()
+    }
+
     /// Every record up to `lsn` is on disk: release what waited for them.
     pub fn handle_durable(&mut self, lsn: Lsn) {
         self.journal.durable(lsn);

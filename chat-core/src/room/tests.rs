@@ -547,18 +547,46 @@ fn a_resume_with_a_wrong_token_or_nickname_is_refused_and_logged_as_a_rejoin() {
         logs(&outs),
         ["Joshua came back after their session ended; they join afresh."]
     );
-    let other_nick = harness.resume(A, "Mallory", &[(LOBBY, 1)]);
-    let outs = harness.frame(B, other_nick, ms(3));
+    let mut expired = harness.resume(A, "Joshua", &[(LOBBY, 1)]);
+    if let ClientFrame::Hello {
+        resume: Some(resume),
+        ..
+    } = &mut expired
+    {
+        resume.incarnation = "another-incarnation".into();
+    }
+    let outs = harness.frame(B, expired, ms(3));
     assert_eq!(
         error_codes(&received(&outs, B)),
         [ErrorCode::SessionUnknown],
-        "a stolen token needs its nickname"
+        "another incarnation"
     );
     let fresh = harness.frame(B, hello("John"), ms(4));
     assert!(matches!(
         received(&fresh, B)[0],
         ServerFrame::Welcome { resumed: false, .. }
     ));
+}
+
+#[test]
+fn a_resume_with_a_stale_nickname_still_resumes_and_the_welcome_names_the_session() {
+    let mut harness = Harness::new();
+    harness.member(A, "Joshua", ms(0));
+    harness.frame(
+        A,
+        ClientFrame::Nick {
+            nick: "Josh".into(),
+        },
+        ms(1),
+    );
+    harness.closed(A, CloseReason::PeerClosed, ms(2));
+    harness.open(B, ms(3));
+    let resume = harness.resume(A, "Joshua", &[(LOBBY, 2)]);
+    let frames = received(&harness.frame(B, resume, ms(4)), B);
+    assert!(
+        matches!(&frames[0], ServerFrame::Welcome { resumed: true, nick, .. } if nick == "Josh"),
+        "{frames:?}"
+    );
 }
 
 #[test]

@@ -198,6 +198,16 @@ fn plural(count: u64, one: &str, many: &str) -> String {
     }
 }
 
+/// " and N more" when a list shows fewer than there are.
+fn more(total: u64, shown: usize) -> String {
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    if total > shown {
+        format!(" and {} more", total - shown)
+    } else {
+        String::new()
+    }
+}
+
 fn tag(tagged: bool, room: &str) -> String {
     if tagged {
         format!("[{room}] ")
@@ -294,15 +304,11 @@ impl fmt::Display for Line {
                     .iter()
                     .map(|room| format!("{} ({})", room.room, room.members))
                     .collect();
-                let more = (*total as usize > rooms.len())
-                    .then(|| format!(" and {} more", *total as usize - rooms.len()))
-                    .unwrap_or_default();
+                let more = more(*total, rooms.len());
                 write!(formatter, "Rooms: {}{more}.", listed.join(", "))
             }
             Line::Members { room, nicks, total } => {
-                let more = (*total as usize > nicks.len())
-                    .then(|| format!(" and {} more", *total as usize - nicks.len()))
-                    .unwrap_or_default();
+                let more = more(*total, nicks.len());
                 write!(formatter, "In {room}: {}{more}.", nicks.join(", "))
             }
             Line::Hint(text) => formatter.write_str(text),

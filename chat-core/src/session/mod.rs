@@ -195,6 +195,9 @@ impl Session {
         let mut actions = VecDeque::new();
         actions.push_back(SessionAction::Connect);
         Self {
+            // Lines typed before the first join go to the first room: they
+            // are sent after the join, on the same connection.
+            current: Some(config.room.clone()),
             backoff: config.reconnect_backoff_min,
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             nick: config.nick.clone(),
@@ -202,7 +205,6 @@ impl Session {
             phase: SessionPhase::Connecting,
             ticket: None,
             rooms: BTreeMap::new(),
-            current: None,
             private_seq: 0,
             first_join_shown: false,
             next_id: 1,
@@ -310,6 +312,10 @@ impl Session {
                     return;
                 }
                 self.config.text_bytes_max = text_bytes_max;
+                if resumed && self.nick.as_deref().is_some_and(|known| known != nick) {
+                    // Renamed while the answer was lost on the way.
+                    self.show(Line::NickChanged(nick.clone()));
+                }
                 self.nick = Some(nick);
                 self.ticket = Some(Ticket { token, incarnation });
                 self.handle_welcome(resumed, rooms, private_seq, replayed, now);
@@ -368,10 +374,10 @@ impl Session {
     pub fn handle_tick(&mut self, now: Duration) {
         let paused = self.last_tick.map(|last| now.saturating_sub(last));
         self.last_tick = Some(now);
-        if let Some(paused) = paused.filter(|paused| *paused >= self.config.pause_threshold) {
-            if self.is_connected() {
-                return self.handle_pause(paused, now);
-            }
+        if let Some(paused) = paused.filter(|paused| *paused >= self.config.pause_threshold)
+            && self.is_connected()
+        {
+            return self.handle_pause(paused, now);
         }
         match self.phase {
             SessionPhase::Waiting if now >= self.reconnect_at => {

@@ -165,9 +165,10 @@ impl Session {
                 to,
                 text,
                 action,
+                sent,
             } => {
                 self.private_event(Line::Private {
-                    outgoing: self.nick.as_deref() == Some(from.as_str()),
+                    outgoing: sent,
                     seq,
                     from,
                     to,
@@ -247,11 +248,12 @@ impl Session {
         self.update_prompt();
     }
 
-    /// A room the user is in, other than `room`, to talk in instead.
+    /// A room the user is in (or joining: lines typed follow the join on
+    /// the connection), other than `room`, to talk in instead.
     pub(super) fn other_room(&self, room: &str) -> Option<String> {
         self.rooms
             .iter()
-            .find(|(name, view)| name.as_str() != room && view.status == RoomStatus::In)
+            .find(|(name, view)| name.as_str() != room && view.status != RoomStatus::Parting)
             .map(|(name, _)| name.clone())
     }
 

@@ -379,6 +379,7 @@ fn private_messages_are_sent_and_shown_by_direction() {
         to: "Bob".into(),
         text: "psst".into(),
         action: false,
+        sent: true,
     };
     assert_eq!(shown(&harness.frame(copy, ms(11))), ["-> *Bob* psst"]);
     let reply = ServerFrame::Private {
@@ -387,6 +388,7 @@ fn private_messages_are_sent_and_shown_by_direction() {
         to: "Ann".into(),
         text: "yes?".into(),
         action: false,
+        sent: false,
     };
     assert_eq!(
         shown(&harness.frame(reply, ms(12))),
@@ -556,4 +558,28 @@ fn leaving_after_a_signal_does_not_wait_forever() {
     let outcome = exit(&actions).expect("exits");
     assert_eq!(outcome.tally.unconfirmed, 1);
     assert!(shown(&actions).contains(&"1 message could not be confirmed as delivered.".to_owned()));
+}
+
+#[test]
+fn a_rename_the_client_never_heard_of_still_ends_in_a_rejoin() {
+    let mut harness = Harness::online("Ann", 1);
+    harness.line("/nick Anna", ms(10));
+    harness.line("unacked", ms(11));
+    harness.session.handle_disconnected(ms(12));
+    harness.drain();
+    harness.tick(secs(10));
+    harness.session.handle_connected(secs(10));
+    let hello = sent(&harness.drain());
+    assert!(
+        matches!(&hello[..], [ClientFrame::Hello { nick, resume: Some(_), .. }] if nick == "Ann")
+    );
+    let unknown = harness.frame(
+        ServerFrame::error(ErrorCode::SessionUnknown, "gone"),
+        secs(10),
+    );
+    assert_eq!(
+        shown(&unknown)[0],
+        Line::Rejoining.to_string(),
+        "{unknown:?}"
+    );
 }

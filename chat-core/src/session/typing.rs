@@ -45,9 +45,12 @@ impl Session {
     fn queue_room_message(&mut self, text: String, action: bool, now: Duration) {
         match self.current.clone() {
             Some(room) => self.queue(Target::Room(room), text, action, now),
-            None => self.show(Line::Hint(
-                "You are in no room: /join one first.".to_owned(),
-            )),
+            None => {
+                self.tally.refused += 1;
+                self.show(Line::NotSent(
+                    "you are in no room; /join one first".to_owned(),
+                ));
+            }
         }
     }
 

@@ -23,6 +23,8 @@ struct Faults {
     append: AtomicBool,
     sync: AtomicBool,
     sync_dir: AtomicBool,
+    /// Every append fails as on a full disk, until cleared.
+    full: AtomicBool,
     /// The file whose next read returns a flipped byte.
     read: Mutex<Option<PathBuf>>,
 }
@@ -80,6 +82,12 @@ impl<S: Storage> FaultyStorage<S> {
     /// The next directory sync fails (and syncs nothing).
     pub fn fail_next_sync_dir(&self) {
         self.faults.sync_dir.store(true, Ordering::SeqCst);
+    }
+
+    /// Every append fails with "no space left on device" while `full` is
+    /// set (not one-shot: a disk stays full until room is made).
+    pub fn set_full(&self, full: bool) {
+        self.faults.full.store(full, Ordering::SeqCst);
     }
 
     /// The next read of `path` returns its middle byte flipped (the file
@@ -165,6 +173,14 @@ impl<F: StorageFile> StorageFile for FaultyFile<F> {
     async fn append(&mut self, bytes: Bytes) -> Result<(), StorageError> {
         if fires(&self.faults.append) {
             return Err(injected(StorageOperation::Append, self.inner.path()));
+        }
+        if self.faults.full.load(Ordering::SeqCst) {
+            let full = io::Error::new(io::ErrorKind::StorageFull, "no space left on device");
+            return Err(StorageError::io(
+                StorageOperation::Append,
+                self.inner.path(),
+                full,
+            ));
         }
         self.inner.append(bytes).await
     }

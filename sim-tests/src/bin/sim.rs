@@ -173,7 +173,7 @@ fn print_summary(summary: &Summary, started: Instant, jobs: usize) {
         "  checks passed        {} of {} ({} properties)",
         summary.checks - summary.failures.len().min(summary.checks),
         summary.checks,
-        oracle::PROPERTIES.len()
+        oracle::Property::ALL.len()
     );
     println!("  faults injected");
     for kind in FaultKind::ALL {
@@ -216,7 +216,7 @@ fn replay(seed: u64) -> ExitCode {
     if result.passed() {
         println!(
             "--- seed {seed}: every property held ({} checks)",
-            result.verdict.checks
+            result.verdict.check_count()
         );
         ExitCode::SUCCESS
     } else {
@@ -230,21 +230,26 @@ mod planted {
     use std::process::ExitCode;
 
     use chat_core::planted::{self, Bug};
+    use sim_tests::oracle::Property;
     use sim_tests::sweep;
 
     /// The property each planted bug must trip.
-    fn expected_property(bug: Bug) -> &'static str {
+    fn expected_property(bug: Bug) -> Property {
         match bug {
-            Bug::NickUniqueness => "unique_nicknames",
-            Bug::DoubleLeave => "join_leave_once",
-            Bug::UnboundedQueue => "bounded_queues",
-            Bug::NoDedup => "no_duplicate",
-            Bug::ReplayOffByOne => "gap_justified",
-            Bug::NoEviction => "no_spurious_rejoin",
-            // Placeholder: the storage bugs are caught by the simulation's
-            // durability properties once the server keeps its rooms in the
-            // log (chat-core's own turmoil test of the log catches them now).
-            Bug::SegmentDirNotSynced | Bug::TrustTornTail => "acked_durable",
+            Bug::NickUniqueness => Property::UniqueNicknames,
+            Bug::DoubleLeave => Property::JoinLeaveOnce,
+            Bug::UnboundedQueue => Property::BoundedQueues,
+            Bug::NoDedup => Property::NoDuplicate,
+            Bug::ReplayOffByOne => Property::GapJustified,
+            Bug::NoEviction => Property::NoSpuriousRejoin,
+            Bug::RenameSkipsRoom => Property::RenameAnnounced,
+            Bug::PrivateToThird => Property::PrivateParties,
+            Bug::ResumeWithoutToken | Bug::FramesAfterRefusal | Bug::NoHandshakeDeadline => {
+                Property::AdversaryContract
+            }
+            Bug::AckBeforeDurable | Bug::SegmentDirNotSynced | Bug::TrustTornTail => {
+                Property::AckedDurable
+            }
         }
     }
 

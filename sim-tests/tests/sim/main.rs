@@ -1,7 +1,6 @@
 //! The simulation's own tests: named scenarios reviewed as snapshots,
 //! determinism across processes, and proof that the oracle can fail.
 
-mod canary;
 mod determinism;
 mod oracle_checks;
 mod regressions;

@@ -3,18 +3,23 @@
 use sim_tests::sweep;
 
 /// Each seed, with what it caught.
-const SEEDS: [(u64, &str); 2] = [
+const SEEDS: [(u64, &str); 3] = [
     (
-        799,
-        "the client wrote inline, so a write stalled by a partition kept it from \
-         ticking: it noticed the dead server late, and the server kept a stopped \
-         reader's connection past its bound",
+        34,
+        "a client renamed while it could not read resumed with its old nickname, \
+         which the server refused: the session was lost and a ghost stayed 30 s \
+         (a resume now needs only the token; the welcome says the nickname)",
     ),
     (
-        592,
-        "connection attempts held during a fault arrived all at once and \
-         overflowed turmoil's listen backlog, which panics (the backlog is \
-         tcp_capacity, now turmoil's default)",
+        370,
+        "lines typed while the client's only room was being joined or left were \
+         refused locally with a hint and counted nowhere (now they are reported, \
+         and lines go to a room being joined)",
+    ),
+    (
+        73,
+        "after a rename, private messages the user had sent were replayed as \
+         received from their old nickname (the sender's copy is marked now)",
     ),
 ];
 

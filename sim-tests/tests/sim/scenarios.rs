@@ -13,7 +13,7 @@ fn run_clean(scenario: &sim_tests::scenario::Scenario) -> Observations {
     let observations = world::run(scenario);
     let verdict = oracle::check(&observations);
     assert!(verdict.violations.is_empty(), "{:#?}", verdict.violations);
-    assert!(verdict.checks > 0, "the oracle checked nothing");
+    assert!(verdict.check_count() > 0, "the oracle checked nothing");
     observations
 }
 
@@ -146,6 +146,72 @@ fn a_partition_that_heals_loses_nothing_doubles_nothing_and_does_not_flap() {
     );
     assert_eq!(observations.server.stats.resumes, 1);
     assert_transcript("sim_healed_partition", &transcript::screens(&observations));
+}
+
+#[test]
+fn rooms_private_messages_and_renames_reach_exactly_whom_they_should() {
+    let observations = run_clean(&named::rooms_and_private_messages());
+    let ann = screen(&observations, "Ann");
+    let bob = screen(&observations, "Bob");
+    let cid = screen(&observations, "Cid");
+    let dan = screen(&observations, "Dan");
+    assert_eq!(count(&ann, "-> *Bob* lunch at noon?"), 1);
+    assert_eq!(count(&bob, "*Ann* lunch at noon?"), 1);
+    for (nick, lines) in [("Cid", &cid), ("Dan", &dan)] {
+        assert!(
+            lines.iter().all(|(_, line)| !line.contains("lunch")),
+            "{nick} saw a private message: {lines:#?}"
+        );
+    }
+    assert_eq!(
+        count(&ann, "[lobby] Cid is now known as Cyd."),
+        1,
+        "tagged: Ann talks in dev"
+    );
+    assert_eq!(count(&cid, "You are now known as Cyd."), 1);
+    assert!(
+        dan.iter()
+            .any(|(_, line)| line.starts_with("--- ") && line.contains("recent message")),
+        "Dan is shown recent history: {dan:#?}"
+    );
+    assert!(
+        cid.iter()
+            .all(|(_, line)| !line.contains("The build is green")),
+        "dev's messages stay in dev"
+    );
+    assert_transcript(
+        "sim_rooms_and_private_messages",
+        &transcript::screens(&observations),
+    );
+}
+
+#[test]
+fn a_server_restart_is_a_pause_and_nothing_else() {
+    let observations = run_clean(&named::server_restart());
+    assert_eq!(observations.server.crashes.len(), 1);
+    assert!(observations.server.lifetimes.len() >= 2, "it started again");
+    for nick in ["Joshua", "John"] {
+        let lines = screen(&observations, nick);
+        assert!(
+            lines
+                .iter()
+                .any(|(_, line)| line.starts_with("Reconnected;")),
+            "{nick} resumed: {lines:#?}"
+        );
+        assert!(
+            lines.iter().all(|(_, line)| !line.contains("has left") && *line != "The server no longer knows this session; joining the chatroom again (what was said meanwhile is not shown)."),
+            "{nick} saw nobody leave and kept the session: {lines:#?}"
+        );
+        for text in [
+            "Joshua: Before the crash",
+            "Joshua: Typed while the server is down",
+            "Joshua: After the restart",
+            "John: Still here",
+        ] {
+            assert_eq!(count(&lines, text), 1, "{nick} sees {text:?} once");
+        }
+    }
+    assert_transcript("sim_server_restart", &transcript::screens(&observations));
 }
 
 #[test]

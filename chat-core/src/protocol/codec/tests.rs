@@ -299,6 +299,7 @@ fn any_server_frame() -> impl Strategy<Value = ServerFrame> {
             any::<bool>()
         )
             .prop_map(|(seq, from, to, text, action)| ServerFrame::Private {
+                sent: action,
                 seq,
                 from,
                 to,

@@ -28,8 +28,8 @@ fn each_room_has_its_own_numbering_and_members() {
     );
     assert_eq!(
         harness.rooms.room_names(),
-        [LOBBY],
-        "an empty room is freed"
+        ["dev", LOBBY],
+        "an empty room is kept for its message"
     );
 }
 
@@ -54,6 +54,47 @@ fn rooms_are_freed_so_visiting_many_never_locks_new_rooms_out() {
     harness.member(B, "Late", ms(3));
     assert_eq!(harness.rooms.room_names(), [LOBBY]);
     assert_eq!(harness.rooms.stats().rooms_freed, 50);
+}
+
+#[test]
+fn an_empty_room_keeps_its_messages_for_later_members_until_its_place_is_needed() {
+    let config = RoomConfig {
+        rooms_max: 2,
+        ..RoomConfig::default()
+    };
+    let mut harness = Harness::with_config(config);
+    harness.member(A, "Ann", ms(0));
+    harness.frame(A, join("dev"), ms(1));
+    harness.frame(A, say("dev", 1, "notes for later"), ms(2));
+    harness.frame(A, ClientFrame::Leave { room: "dev".into() }, ms(3));
+    assert_eq!(
+        harness.rooms.room_names(),
+        ["dev", LOBBY],
+        "kept for its history"
+    );
+    harness.open(B, ms(4));
+    harness.frame(B, hello("Bob"), ms(4));
+    let later = harness.frame(B, join("dev"), ms(5));
+    let frames = received(&later, B);
+    assert!(
+        matches!(&frames[1], ServerFrame::History { text, .. } if text == "notes for later"),
+        "{frames:?}"
+    );
+    assert!(
+        matches!(&frames[2], ServerFrame::Joined { seq: 4, .. }),
+        "numbering goes on"
+    );
+    let left = harness.frame(B, ClientFrame::Leave { room: "dev".into() }, ms(6));
+    assert!(
+        received(&left, B).contains(&ServerFrame::Parted { room: "dev".into() }),
+        "{left:?}"
+    );
+    let third = harness.frame(B, join("third"), ms(7));
+    assert!(
+        error_codes(&received(&third, B)).is_empty(),
+        "the empty room made way: {third:?}"
+    );
+    assert_eq!(harness.rooms.room_names(), [LOBBY, "third"]);
 }
 
 #[test]
@@ -122,7 +163,8 @@ fn a_private_message_to_someone_offline_is_replayed_when_they_resume() {
             from: "Ann".into(),
             to: "Bob".into(),
             text: "while you were away".into(),
-            action: false
+            action: false,
+            sent: false
         }
     )));
     harness.open(C, ms(3));

@@ -4,13 +4,18 @@
 //! per purpose (user script, faults, protocol jitter), so that changing how
 //! one is drawn does not change the others. Named scenarios are written by
 //! hand with fixed times, for the transcript snapshots.
+//!
+//! Submodules: `users` (what the scripted users type), `faults` (the fault
+//! plan).
+
+mod faults;
+mod users;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng;
 
-use crate::seeds::SeedRng;
 pub use crate::seeds::stream;
 
 /// The server's host name in every simulation.
@@ -18,6 +23,9 @@ pub const SERVER_HOST: &str = "server";
 
 /// The port the server listens on.
 pub const SERVER_PORT: u16 = 9999;
+
+/// Where the server keeps its data on its simulated disk.
+pub const SERVER_DATA_DIR: &str = "/var/lib/chat";
 
 /// Per-connection queue limit in simulations: small, so that a client that
 /// stops reading fills it within a run.
@@ -33,11 +41,14 @@ pub const SIM_TCP_CAPACITY: usize = 64;
 /// meet gap notices.
 pub const SIM_HISTORY_MAX: usize = 32;
 
+/// The second room some users join.
+pub const SECOND_ROOM: &str = "dev";
+
 /// Something a scripted user does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserAction {
-    /// Types a message.
-    Say(String),
+    /// Types a line: a message, or a command (`/join dev`, `/msg ...`).
+    Type(String),
     /// Types `.exit`.
     Exit,
 }
@@ -83,11 +94,18 @@ pub enum FaultKind {
     StopReading,
     /// A client starts late.
     LateJoin,
+    /// The server host crashes (losing writes not yet synced, tearing those
+    /// in flight) and is started again a little later.
+    ServerCrash,
+    /// A write or sync of the server's log fails.
+    DiskError,
+    /// The server's disk is full for a while.
+    DiskFull,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::LatencySpike,
         FaultKind::Hold,
         FaultKind::Partition,
@@ -96,6 +114,9 @@ impl FaultKind {
         FaultKind::Crash,
         FaultKind::StopReading,
         FaultKind::LateJoin,
+        FaultKind::ServerCrash,
+        FaultKind::DiskError,
+        FaultKind::DiskFull,
     ];
 
     /// A short name for summaries.
@@ -109,8 +130,22 @@ impl FaultKind {
             FaultKind::Crash => "client crashes",
             FaultKind::StopReading => "stopped readers",
             FaultKind::LateJoin => "late joiners",
+            FaultKind::ServerCrash => "server crashes",
+            FaultKind::DiskError => "disk errors",
+            FaultKind::DiskFull => "full disks",
         }
     }
+}
+
+/// Which operation of the server's log a disk error fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskOperation {
+    /// A write.
+    Append,
+    /// A data sync.
+    Sync,
+    /// A directory sync.
+    SyncDirectory,
 }
 
 /// A fault on the network or a host, applied by the step loop.
@@ -162,6 +197,21 @@ pub enum FaultEvent {
         /// The client host.
         client: String,
     },
+    /// Crash the server host; start it again after `down`.
+    ServerCrash {
+        /// How long it stays down.
+        down: Duration,
+    },
+    /// Fail the next such operation of the server's log.
+    DiskError {
+        /// Which operation.
+        operation: DiskOperation,
+    },
+    /// Every write of the server's log fails until `until`.
+    DiskFull {
+        /// When room is made.
+        until: Duration,
+    },
 }
 
 /// A whole simulation run.
@@ -186,6 +236,8 @@ pub struct Scenario {
     /// The fault kinds this run enabled (swarm testing), with how many
     /// faults of each were planned.
     pub fault_counts: BTreeMap<FaultKind, usize>,
+    /// Whether the server keeps its data (on the simulated disk).
+    pub durable: bool,
 }
 
 impl Scenario {
@@ -211,13 +263,15 @@ impl Scenario {
         let client_count = script_rng.random_range(2..=6);
         let late_joiners = enabled.contains(&FaultKind::LateJoin);
         let mut clients: Vec<ClientScript> = (0..client_count)
-            .map(|index| user_script(&mut script_rng, index, active, late_joiners))
+            .map(|index| {
+                users::user_script(&mut script_rng, index, client_count, active, late_joiners)
+            })
             .collect();
-        add_impostor(&mut script_rng, &mut clients, active);
+        users::add_impostor(&mut script_rng, &mut clients);
         let mut fault_counts = BTreeMap::new();
         let mut faults = Vec::new();
         for kind in &enabled {
-            let count = plan_faults(&mut fault_rng, *kind, &mut clients, active, &mut faults);
+            let count = faults::plan(&mut fault_rng, *kind, &mut clients, active, &mut faults);
             fault_counts.insert(*kind, count);
         }
         faults.sort_by_key(|(at, _)| *at);
@@ -226,150 +280,18 @@ impl Scenario {
             name: None,
             active,
             // Long enough for the slowest bound: heartbeat timeout + grace +
-            // reconnect backoff, after the last fault.
+            // reconnect backoff, after the last fault (or server restart).
             quiet: Duration::from_secs(75),
             tick: Duration::from_millis(10),
             max_latency: Duration::from_millis(fault_rng.random_range(1..=40)),
             clients,
             faults,
             fault_counts,
+            durable: true,
         }
     }
 }
 
 fn host_name(index: usize) -> String {
     format!("client{index}")
-}
-
-/// A user who joins, chats at random times, and sometimes leaves and comes
-/// back under the same nickname.
-fn user_script(rng: &mut SeedRng, index: usize, active: Duration, late: bool) -> ClientScript {
-    let nick = format!("user{index}");
-    let mut start = if late && rng.random_bool(0.3) {
-        Duration::from_millis(rng.random_range(15_000..40_000))
-    } else {
-        Duration::from_millis(rng.random_range(0..3_000))
-    };
-    let mut runs = Vec::new();
-    let mut said = 0;
-    while start < active && runs.len() < 3 {
-        let mut actions = Vec::new();
-        let mut at = start + Duration::from_millis(rng.random_range(500..3_000));
-        let leaves = rng.random_bool(0.35);
-        let stop = if leaves {
-            at + Duration::from_millis(rng.random_range(5_000..40_000))
-        } else {
-            active
-        };
-        while at < stop.min(active) {
-            actions.push((at, UserAction::Say(message_text(rng, index, said))));
-            said += 1;
-            at += Duration::from_millis(rng.random_range(200..3_000));
-        }
-        if leaves && stop < active {
-            actions.push((stop, UserAction::Exit));
-        }
-        runs.push(RunScript {
-            start,
-            nick: nick.clone(),
-            actions,
-        });
-        if !leaves {
-            break;
-        }
-        start = stop + Duration::from_millis(rng.random_range(1_000..10_000));
-    }
-    ClientScript {
-        host: host_name(index),
-        runs,
-        freezes: Vec::new(),
-    }
-}
-
-/// A unique, recognisable message text; now and then a long one, so that
-/// queues fill.
-fn message_text(rng: &mut SeedRng, client: usize, number: usize) -> String {
-    let filler = if rng.random_bool(0.1) {
-        rng.random_range(500..2_000)
-    } else {
-        rng.random_range(0..40)
-    };
-    format!("c{client} m{number} {}", "~".repeat(filler))
-}
-
-/// Sometimes an extra host tries a nickname already in use.
-fn add_impostor(rng: &mut SeedRng, clients: &mut Vec<ClientScript>, active: Duration) {
-    if !rng.random_bool(0.3) {
-        return;
-    }
-    let index = clients.len();
-    let victim = rng.random_range(0..index);
-    let start = Duration::from_millis(rng.random_range(3_000..30_000));
-    let actions = vec![(
-        start + Duration::from_millis(1_000),
-        UserAction::Say(message_text(rng, index, 0)),
-    )];
-    let nick = format!("user{victim}");
-    let _ = active;
-    clients.push(ClientScript {
-        host: host_name(index),
-        runs: vec![RunScript {
-            start,
-            nick,
-            actions,
-        }],
-        freezes: Vec::new(),
-    });
-}
-
-/// Plans the faults of one kind; returns how many.
-fn plan_faults(
-    rng: &mut SeedRng,
-    kind: FaultKind,
-    clients: &mut [ClientScript],
-    active: Duration,
-    faults: &mut Vec<(Duration, FaultEvent)>,
-) -> usize {
-    if kind == FaultKind::LateJoin {
-        return clients
-            .iter()
-            .filter(|client| client.runs[0].start >= Duration::from_secs(15))
-            .count();
-    }
-    let count = rng.random_range(1..=3);
-    let active_ms = u64::try_from(active.as_millis()).unwrap_or(u64::MAX);
-    for _ in 0..count {
-        let target = rng.random_range(0..clients.len());
-        let client = clients[target].host.clone();
-        let at = Duration::from_millis(rng.random_range(2_000..active_ms - 5_000));
-        let length = Duration::from_millis(rng.random_range(1_000..50_000));
-        let until = (at + length).min(active);
-        let event = match kind {
-            FaultKind::LatencySpike => FaultEvent::LatencySpike {
-                client,
-                max: Duration::from_millis(rng.random_range(200..3_000)),
-                until,
-            },
-            FaultKind::Hold => FaultEvent::Hold { client, until },
-            FaultKind::Partition => FaultEvent::Partition { client, until },
-            FaultKind::PartitionOneWay => FaultEvent::PartitionOneWay {
-                client,
-                to_client: rng.random_bool(0.5),
-                until,
-            },
-            FaultKind::LinkFailure => FaultEvent::LinkFailure {
-                client,
-                rate_per_mille: rng.random_range(5..100),
-                until,
-            },
-            FaultKind::Crash => FaultEvent::Crash { client },
-            FaultKind::StopReading => {
-                clients[target].freezes.push((at, until));
-                continue;
-            }
-            FaultKind::LateJoin => unreachable!("late joins are part of the user scripts"),
-        };
-        faults.push((at, event));
-    }
-    count
 }
