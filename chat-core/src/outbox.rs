@@ -130,14 +130,21 @@ impl Outbox {
         self.wake_writer.notify_one();
     }
 
-    /// Queues the events a resumed client missed, all at once and beyond the
-    /// limit: a replay is bounded by the room's history, and refusing it
-    /// would only make the client resume again and again. Live frames queued
-    /// after it are limited as usual.
+    /// Queues a burst the client asked for, all at once and beyond the
+    /// limit: the events a resumed client missed, or a room's recent
+    /// messages on joining it. A burst is bounded by the history kept, and
+    /// refusing it would only make the client ask again and again. Live
+    /// frames queued after it are limited as usual. A burst is refused
+    /// while more than a limit's worth of earlier bursts is still unwritten:
+    /// a client that joins and leaves rooms without reading must not make
+    /// the server hold history for it without end.
     pub fn push_replay(&self, frames: Vec<Bytes>) -> Result<(), PushError> {
         let mut state = self.lock();
         if state.closing != Closing::Open {
             return Err(PushError::Closed);
+        }
+        if state.replay_bytes > self.bytes_max && !planted!(UnboundedQueue) {
+            return Err(PushError::Full);
         }
         let was_empty = state.frames.is_empty();
         for frame in frames {
@@ -335,6 +342,29 @@ mod tests {
         );
         assert!(outbox.written(20), "the replay is written");
         assert_eq!(outbox.push(Bytes::from_static(b"12")), Ok(10));
+    }
+
+    #[test]
+    fn a_burst_is_refused_while_a_limit_of_earlier_bursts_is_unwritten() {
+        let outbox = Outbox::new(10);
+        let burst = || vec![Bytes::from_static(b"012345"), Bytes::from_static(b"6789")];
+        assert_eq!(
+            outbox.push_replay(burst()),
+            Ok(()),
+            "10 unwritten: at the limit"
+        );
+        assert_eq!(
+            outbox.push_replay(burst()),
+            Ok(()),
+            "one more burst may pass it"
+        );
+        assert_eq!(
+            outbox.push_replay(burst()),
+            Err(PushError::Full),
+            "20 unwritten"
+        );
+        assert!(outbox.written(15));
+        assert_eq!(outbox.push_replay(burst()), Ok(()), "5 unwritten again");
     }
 
     #[test]

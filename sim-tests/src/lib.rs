@@ -12,6 +12,7 @@ compile_error!(
     "sim-tests needs `--cfg tokio_unstable` (set in .cargo/config.toml): without it, unbiased `select!` is random per run"
 );
 
+pub mod adversary;
 pub mod named;
 pub mod net;
 pub mod oracle;

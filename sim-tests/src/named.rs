@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::adversary::{AdversaryScript, Episode, Garbage};
 use crate::scenario::{ClientScript, FaultEvent, FaultKind, RunScript, Scenario, UserAction};
 
 fn secs(seconds: f64) -> Duration {
@@ -54,6 +55,7 @@ fn scenario(
         faults,
         fault_counts,
         durable: true,
+        adversaries: Vec::new(),
     }
 }
 
@@ -259,6 +261,52 @@ pub fn server_restart() -> Scenario {
     scenario
 }
 
+/// Joshua and John talk while a program other than ours connects again and
+/// again and writes what it should not: frames after a refusal, garbage, a
+/// send after quit, a guess at John's session, misused message ids, a
+/// second hello, and a connection that never says hello. Each gets the
+/// answer the protocol promises; Joshua and John notice only its visits.
+pub fn hostile_client() -> Scenario {
+    let joshua = user(
+        "joshua-pc",
+        "Joshua",
+        0.5,
+        vec![say(3.0, "Anyone there?"), say(9.0, "Quiet today")],
+    );
+    let john = user(
+        "john-pc",
+        "John",
+        1.0,
+        vec![say(4.0, "Here"), say(12.0, "Bye for now"), exit(14.0)],
+    );
+    let mut scenario = scenario(
+        "a hostile client",
+        30.0,
+        20.0,
+        vec![joshua, john],
+        Vec::new(),
+    );
+    let episodes = vec![
+        (secs(2.0), Episode::PipelinedRefusal),
+        (secs(2.5), Episode::Garbage(Garbage::Http)),
+        (secs(5.0), Episode::AfterQuit),
+        (
+            secs(6.0),
+            Episode::GuessedResume {
+                victim: "John".to_owned(),
+            },
+        ),
+        (secs(7.0), Episode::IdAbuse),
+        (secs(8.0), Episode::SecondHello),
+        (secs(10.0), Episode::Silent { trickle: false }),
+    ];
+    scenario.adversaries = vec![AdversaryScript {
+        host: "mallory".to_owned(),
+        episodes,
+    }];
+    scenario
+}
+
 /// Every named scenario, by the name of its snapshot.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
@@ -271,5 +319,6 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             rooms_and_private_messages(),
         ),
         ("sim_server_restart", server_restart()),
+        ("sim_hostile_client", hostile_client()),
     ]
 }

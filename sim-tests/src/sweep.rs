@@ -18,7 +18,7 @@ use crate::transcript;
 use crate::world::{self, Observations};
 
 /// The mechanisms a sweep must exercise, in the order the summary lists them.
-pub const MECHANISMS: [&str; 17] = [
+pub const MECHANISMS: [&str; 30] = [
     "disconnects noticed by the server",
     "reconnects by clients",
     "resumes",
@@ -36,6 +36,19 @@ pub const MECHANISMS: [&str; 17] = [
     "private messages",
     "nickname changes",
     "history shown on join",
+    "adversary frames after a refusal",
+    "adversary frames after quit",
+    "adversary second hellos",
+    "adversary garbage",
+    "adversary frames split byte by byte",
+    "adversary guessed resumes",
+    "adversary expired resumes",
+    "adversary message ids misused",
+    "adversary floods",
+    "adversary silent connections",
+    "adversary half-closes",
+    "adversary resets mid-frame",
+    "adversary readers that never read",
 ];
 
 /// The result of one seed.
@@ -204,7 +217,7 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
         .iter()
         .filter(|lifetime| lifetime.stopped.is_some())
         .count() as u64;
-    vec![
+    let mut counts = vec![
         (
             "disconnects noticed by the server",
             stats.dead_connections_dropped,
@@ -225,7 +238,15 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
         ("private messages", stats.private_messages),
         ("nickname changes", stats.renames),
         ("history shown on join", stats.history_sent),
-    ]
+    ];
+    for conversation in &observations.adversaries {
+        if let Some(episode) = &conversation.episode
+            && conversation.connected.is_some()
+        {
+            counts.push((episode.name(), 1));
+        }
+    }
+    counts
 }
 
 /// The report for a failed seed: the property, the seed, the one command

@@ -46,6 +46,15 @@ pub fn screens(observations: &Observations) -> String {
             }
         }
     }
+    for conversation in &observations.adversaries {
+        let mut lines = crate::adversary::describe(conversation).into_iter();
+        if let Some(first) = lines.next() {
+            let _ = writeln!(text, "\n--- adversary {first}");
+        }
+        for line in lines {
+            let _ = writeln!(text, "{}", abridged(&line));
+        }
+    }
     text
 }
 

@@ -17,10 +17,11 @@ use chat_net::{FaultyStorage, Network, SimNetwork, SimStorage};
 use rand::{Rng, RngCore};
 use tokio::sync::mpsc;
 
+use crate::adversary::{self, Conversation};
 use crate::net::FreezableNetwork;
 use crate::scenario::{
     ClientScript, FaultKind, RunScript, SERVER_DATA_DIR, SERVER_HOST, SERVER_PORT, SIM_HISTORY_MAX,
-    SIM_QUEUE_BYTES_MAX, SIM_TCP_CAPACITY, Scenario, UserAction, stream,
+    SIM_MESSAGE_BURST, SIM_QUEUE_BYTES_MAX, SIM_TCP_CAPACITY, Scenario, UserAction, stream,
 };
 use crate::trace::{self, TraceBuffer};
 
@@ -107,6 +108,8 @@ pub struct Lifetime {
     pub failed: Option<String>,
     /// Why it stopped by itself (a storage failure), if it did.
     pub stopped: Option<String>,
+    /// When it stopped by itself, if it did.
+    pub stopped_at: Option<Duration>,
 }
 
 /// What the server did.
@@ -147,6 +150,8 @@ pub struct Observations {
     pub session_config: SessionConfig,
     /// The server's per-connection queue limit in this run.
     pub queue_bytes_max: usize,
+    /// Every adversary episode's conversation, by host then time.
+    pub adversaries: Vec<Conversation>,
 }
 
 /// The server's configuration in simulations: production timeouts, small
@@ -155,6 +160,7 @@ pub fn server_config() -> ServerConfig {
     ServerConfig {
         room: RoomConfig {
             history_max: SIM_HISTORY_MAX,
+            message_burst: SIM_MESSAGE_BURST,
             ..RoomConfig::default()
         },
         queue_bytes_max: SIM_QUEUE_BYTES_MAX,
@@ -197,6 +203,19 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         .enumerate()
         .map(|(index, script)| add_client(&mut sim, scenario.seed, index, script))
         .collect();
+    let adversaries: Vec<Shared<Vec<Conversation>>> = scenario
+        .adversaries
+        .iter()
+        .map(|script| {
+            let record = Shared::default();
+            let (script, shared) = (script.clone(), Arc::clone(&record));
+            sim.client(script.host.clone(), async move {
+                adversary::run(script, shared).await;
+                Ok(())
+            });
+            record
+        })
+        .collect();
     let faults_applied = steps::step_loop(&mut sim, scenario, &clients, &server_record, &disk);
     let simulated = sim.elapsed();
     assert!(
@@ -210,6 +229,10 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         server.queued_bytes_peak = server.queued_bytes_peak.max(handle.queued_bytes_peak());
     }
     let clients = clients.iter().map(|record| lock(record).clone()).collect();
+    let adversaries = adversaries
+        .iter()
+        .flat_map(|record| lock(record).clone())
+        .collect();
     drop(sim);
     let config = server_config();
     Observations {
@@ -222,6 +245,7 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         room_config: config.room,
         session_config: ClientConfig::new("", "").session,
         queue_bytes_max: config.queue_bytes_max,
+        adversaries,
     }
 }
 
@@ -362,7 +386,9 @@ fn add_server(
             )
             .await;
             if let Err(error) = ran {
-                lock(&record).lifetimes[lifetime].stopped = Some(error.to_string());
+                let mut record = lock(&record);
+                record.lifetimes[lifetime].stopped = Some(error.to_string());
+                record.lifetimes[lifetime].stopped_at = Some(now());
             }
             Ok(())
         }

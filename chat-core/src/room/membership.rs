@@ -134,8 +134,14 @@ impl Rooms {
         };
         self.send(connection, &entered);
         self.stats.history_sent += history.len() as u64;
-        for frame in &history {
-            self.send(connection, frame);
+        if !history.is_empty() {
+            // A burst the client asked for: beyond the live queue's limit
+            // (history_on_join bounds it), like a resume's replay.
+            let frames = history.iter().map(protocol::encode).collect();
+            self.journal.push(super::Action::Replay {
+                to: connection,
+                frames,
+            });
         }
         let state = self.state.room_mut(room);
         state.connections.insert(connection);

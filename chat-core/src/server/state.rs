@@ -184,8 +184,11 @@ impl ServerState {
             }
             Action::Replay { to, frames } => {
                 self.finish_run(run.take(), overflowed);
-                if let Some(link) = self.links.get(&to) {
-                    let _ = link.outbox.push_replay(frames);
+                if let Some(link) = self.links.get(&to)
+                    && link.outbox.push_replay(frames) == Err(PushError::Full)
+                {
+                    link.outbox.close(false);
+                    overflowed.push(to);
                 }
             }
             Action::Close { connection, flush } => {

@@ -11,8 +11,10 @@
 //! Submodules: `model` (the server's streams as released and recovered),
 //! `views` (what each client showed, room by room and privately),
 //! `membership` (joins, leaves, renames, nicknames), `outcomes` (what became
-//! of what users typed, liveness, crashed and stopped clients).
+//! of what users typed, liveness, crashed and stopped clients),
+//! `adversaries` (the replies raw-protocol clients must get).
 
+mod adversaries;
 mod membership;
 mod model;
 mod outcomes;
@@ -175,7 +177,7 @@ impl Property {
 
 impl fmt::Display for Property {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.name())
+        formatter.pad(self.name())
     }
 }
 
@@ -312,6 +314,7 @@ pub fn check(observations: &Observations) -> Verdict {
     }
     checker.bounded_queues();
     checker.stopped_readers();
+    checker.adversaries();
     checker.verdict
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use crate::adversary::{self, AdversaryScript};
 pub use crate::seeds::stream;
 
 /// The server's host name in every simulation.
@@ -28,8 +29,15 @@ pub const SERVER_PORT: u16 = 9999;
 pub const SERVER_DATA_DIR: &str = "/var/lib/chat";
 
 /// Per-connection queue limit in simulations: small, so that a client that
-/// stops reading fills it within a run.
-pub const SIM_QUEUE_BYTES_MAX: usize = 4096;
+/// stops reading fills it within a run, yet larger than what one burst of
+/// [`SIM_MESSAGE_BURST`] long messages broadcasts in one step (the server
+/// handles a connection's pipelined frames before any writer runs, so a
+/// limit below one burst would drop every reader of the room).
+pub const SIM_QUEUE_BYTES_MAX: usize = 8192;
+
+/// Messages a connection may send at once above the rate in simulations:
+/// few, so that a flood reaches the rate limit (see [`SIM_QUEUE_BYTES_MAX`]).
+pub const SIM_MESSAGE_BURST: u32 = 4;
 
 /// Per-stream segment capacity of turmoil's TCP in simulations (each write
 /// is one segment). turmoil uses the same number as the listener's backlog
@@ -238,6 +246,9 @@ pub struct Scenario {
     pub fault_counts: BTreeMap<FaultKind, usize>,
     /// Whether the server keeps its data (on the simulated disk).
     pub durable: bool,
+    /// Raw-protocol clients and their episodes (none in most named
+    /// scenarios).
+    pub adversaries: Vec<AdversaryScript>,
 }
 
 impl Scenario {
@@ -275,6 +286,7 @@ impl Scenario {
             fault_counts.insert(*kind, count);
         }
         faults.sort_by_key(|(at, _)| *at);
+        let adversaries = draw_adversaries(seed, &clients, active);
         Scenario {
             seed,
             name: None,
@@ -288,8 +300,26 @@ impl Scenario {
             faults,
             fault_counts,
             durable: true,
+            adversaries,
         }
     }
+}
+
+/// Half the runs have one or two adversaries, drawn from a stream of their
+/// own so that the users' scripts and the fault plan stay as they were.
+fn draw_adversaries(seed: u64, clients: &[ClientScript], active: Duration) -> Vec<AdversaryScript> {
+    let mut rng = stream(seed, "adversaries");
+    if !rng.random_bool(0.5) {
+        return Vec::new();
+    }
+    let victims: Vec<String> = clients
+        .iter()
+        .map(|client| client.runs[0].nick.clone())
+        .collect();
+    let count = rng.random_range(1..=2);
+    (0..count)
+        .map(|index| adversary::script(&mut rng, index, &victims, active))
+        .collect()
 }
 
 fn host_name(index: usize) -> String {

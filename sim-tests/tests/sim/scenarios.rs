@@ -215,6 +215,43 @@ fn a_server_restart_is_a_pause_and_nothing_else() {
 }
 
 #[test]
+fn a_hostile_client_gets_its_answers_and_the_others_only_see_it_visit() {
+    let observations = run_clean(&named::hostile_client());
+    let verdict = oracle::check(&observations);
+    let judged = verdict
+        .checks
+        .get(&oracle::Property::AdversaryContract)
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        judged >= observations.scenario.adversaries[0].episodes.len(),
+        "every episode was judged ({judged} checks)"
+    );
+    assert!(
+        observations
+            .adversaries
+            .iter()
+            .all(|conversation| conversation.connected.is_some()),
+        "every episode connected"
+    );
+    for nick in ["Joshua", "John"] {
+        let lines = screen(&observations, nick);
+        for text in ["Joshua: Anyone there?", "John: Here"] {
+            assert_eq!(count(&lines, text), 1, "{nick} sees {text:?} once");
+        }
+        assert!(
+            lines.iter().all(|(_, line)| !line.contains("after quit")
+                && !line.contains("before any hello")
+                && !line.contains("mallory-0")
+                && !line.contains("mallory-6")
+                && !line.starts_with("Reconnect")),
+            "{nick} saw nothing the protocol refused, and kept the connection: {lines:#?}"
+        );
+    }
+    assert_transcript("sim_hostile_client", &transcript::screens(&observations));
+}
+
+#[test]
 fn every_named_scenario_has_a_snapshot_test() {
     let names: Vec<&str> = named::all().iter().map(|(name, _)| *name).collect();
     let source = include_str!("scenarios.rs");
