@@ -3,7 +3,7 @@
 use sim_tests::sweep;
 
 /// Each seed, with what it caught.
-const SEEDS: [(u64, &str); 3] = [
+const SEEDS: [(u64, &str); 5] = [
     (
         34,
         "a client renamed while it could not read resumed with its old nickname, \
@@ -20,6 +20,18 @@ const SEEDS: [(u64, &str); 3] = [
         73,
         "after a rename, private messages the user had sent were replayed as \
          received from their old nickname (the sender's copy is marked now)",
+    ),
+    (
+        2,
+        "the history shown on joining a room was queued as live frames and \
+         alone passed a small queue's limit: the joiner was dropped as a reader \
+         that does not keep up before it could read (history is a burst now)",
+    ),
+    (
+        50,
+        "one client's pipelined burst of messages, broadcast before any writer \
+         ran, overflowed every reader's queue in the room (the simulation's \
+         queue limit now holds a burst, as the defaults do)",
     ),
 ];
 
