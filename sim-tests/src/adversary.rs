@@ -555,7 +555,10 @@ async fn expired_resume(mut wire: Wire, nick: &str) -> Conversation {
     };
     let first = wire.finish();
     let Some(mut again) = Wire::open(first.clone()).await else {
-        return Conversation { ended: now(), ..first };
+        return Conversation {
+            ended: now(),
+            ..first
+        };
     };
     let dead = Resume {
         token: token.clone(),

@@ -241,6 +241,14 @@ impl Server {
         self.child.id()
     }
 
+    /// Kills the process with SIGKILL (no shutdown, no flush) and waits for
+    /// it to be gone.
+    pub fn kill(mut self) {
+        signal(self.child.id(), "KILL");
+        let status = wait_exit(&mut self.child, &mut self.lines, "the killed server");
+        assert!(!status.success(), "a killed server does not exit cleanly");
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns the status and the
     /// console messages (level and timestamp removed).
     pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {

@@ -8,6 +8,7 @@ mod harness;
 mod bad_input;
 mod bench;
 mod demo;
+mod durability;
 mod failures;
 mod slow_reader;
 mod tls;
