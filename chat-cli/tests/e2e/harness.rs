@@ -472,6 +472,11 @@ impl RawPeer {
         self.stream.write_all(bytes).expect("write to the server");
     }
 
+    /// Sends raw bytes; false if the server has closed the connection.
+    pub fn send_bytes_tolerant(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
     /// Reads the next frame; `None` at end of stream.
     pub fn read_frame(&mut self) -> Option<ServerFrame> {
         let mut line = String::new();

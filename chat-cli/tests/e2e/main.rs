@@ -10,5 +10,6 @@ mod bench;
 mod demo;
 mod durability;
 mod failures;
+mod limits;
 mod slow_reader;
 mod tls;
