@@ -5,7 +5,8 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::Subscriber;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -64,14 +65,22 @@ impl<'a> MakeWriter<'a> for TraceBuffer {
 }
 
 /// A subscriber that writes our crates' logs (debug and up) into `buffer`.
+///
+/// A static target filter rather than an `EnvFilter`: the trace's levels are
+/// fixed, and an `EnvFilter` costs a lookup on every span that turmoil enters
+/// each step (a tenth of a run's time, measured).
 pub fn subscriber(buffer: TraceBuffer) -> impl Subscriber + Send + Sync {
+    let targets = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("turmoil", LevelFilter::INFO)
+        .with_target("chat_core", LevelFilter::DEBUG)
+        .with_target("chat_net", LevelFilter::DEBUG)
+        .with_target("sim_tests", LevelFilter::DEBUG);
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(
-            "warn,turmoil=info,chat_core=debug,chat_net=debug,sim_tests=debug",
-        ))
         .with_timer(SimTime)
         .with_ansi(false)
         .with_target(false)
         .with_writer(buffer)
         .finish()
+        .with(targets)
 }

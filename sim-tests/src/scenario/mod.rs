@@ -294,7 +294,7 @@ impl Scenario {
             // Long enough for the slowest bound: heartbeat timeout + grace +
             // reconnect backoff, after the last fault (or server restart).
             quiet: Duration::from_secs(75),
-            tick: Duration::from_millis(10),
+            tick: Duration::from_millis(20),
             max_latency: Duration::from_millis(fault_rng.random_range(1..=40)),
             clients,
             faults,
