@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::scenario::{SERVER_HOST, SERVER_PORT};
+use crate::scenario::{SECOND_ROOM, SERVER_HOST, SERVER_PORT};
 use crate::seeds::SeedRng;
 
 /// What one episode does.
@@ -36,6 +36,13 @@ pub enum Episode {
     /// Hello, join, quit, then a send, in one write: the send after `quit`
     /// has no effect and nothing comes after `bye`.
     AfterQuit,
+    /// Hello, join, a send, a leave of the room, then a send to it, in one
+    /// write: the first is shown to its sender before its ack, the second
+    /// is refused with `not_in_room`.
+    AfterLeave,
+    /// Every kind of frame a welcomed client may send, pipelined in one
+    /// write: each gets its answer, in order.
+    EveryFrame,
     /// Hello, join, then a second hello: refused, and the session ends.
     SecondHello,
     /// Bytes that are not a frame.
@@ -79,6 +86,8 @@ impl Episode {
         match self {
             Episode::PipelinedRefusal => "adversary frames after a refusal",
             Episode::AfterQuit => "adversary frames after quit",
+            Episode::AfterLeave => "adversary frames after leave",
+            Episode::EveryFrame => "adversary frames of every kind pipelined",
             Episode::SecondHello => "adversary second hellos",
             Episode::Garbage(_) => "adversary garbage",
             Episode::ByteByByte => "adversary frames split byte by byte",
@@ -163,7 +172,7 @@ pub fn script(
 }
 
 fn draw_episode(rng: &mut SeedRng, victims: &[String]) -> Episode {
-    match rng.random_range(0..14) {
+    match rng.random_range(0..16) {
         0 => Episode::PipelinedRefusal,
         1 => Episode::AfterQuit,
         2 => Episode::SecondHello,
@@ -185,6 +194,8 @@ fn draw_episode(rng: &mut SeedRng, victims: &[String]) -> Episode {
         },
         11 => Episode::HalfClose,
         12 => Episode::NeverReads,
+        13 => Episode::AfterLeave,
+        14 => Episode::EveryFrame,
         _ => Episode::ResetMidFrame,
     }
 }
@@ -466,6 +477,19 @@ async fn run_episode(episode: Episode, nick: String) -> Conversation {
             ];
             wire.write_frames(&frames).await;
         }
+        Episode::AfterLeave => {
+            let frames = [
+                hello(&nick, None),
+                join(),
+                send(1, &format!("{nick} before leave")),
+                ClientFrame::Leave {
+                    room: protocol::DEFAULT_ROOM.to_owned(),
+                },
+                send(2, &format!("{nick} after leave")),
+            ];
+            wire.write_frames(&frames).await;
+        }
+        Episode::EveryFrame => wire.write_frames(&every_frame(&nick)).await,
         Episode::SecondHello => {
             wire.write_frames(&[hello(&nick, None), join(), hello(&nick, None)])
                 .await
@@ -696,3 +720,54 @@ fn frame_summary(frame: &ServerFrame) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// Every frame a welcomed client may send, in an order where each makes
+/// sense: the answers come in the same order.
+fn every_frame(nick: &str) -> Vec<ClientFrame> {
+    vec![
+        hello(nick, None),
+        join(),
+        ClientFrame::Join {
+            room: SECOND_ROOM.to_owned(),
+        },
+        send(1, &format!("{nick} says everything")),
+        ClientFrame::Private {
+            to: nick.to_owned(),
+            id: 2,
+            text: format!("{nick} to itself"),
+            action: true,
+        },
+        ClientFrame::Nick {
+            nick: format!("{nick}x"),
+        },
+        ClientFrame::Who {
+            room: SECOND_ROOM.to_owned(),
+        },
+        ClientFrame::ListRooms,
+        ClientFrame::Heartbeat,
+        ClientFrame::Leave {
+            room: SECOND_ROOM.to_owned(),
+        },
+        ClientFrame::Quit,
+    ]
+}
+
+/// Every kind of frame adversaries send, as counted in `sent`: the client
+/// frames by [`kind_of`], and the raw writes.
+pub const FRAME_KINDS: [&str; 15] = [
+    "hello",
+    "resume",
+    "join",
+    "leave",
+    "send",
+    "private",
+    "nick",
+    "list_rooms",
+    "who",
+    "heartbeat",
+    "quit",
+    "garbage",
+    "byte-split",
+    "trickle",
+    "partial",
+];

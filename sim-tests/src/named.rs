@@ -113,7 +113,7 @@ pub fn crashed_client() -> Scenario {
 /// messages: the server drops Sam when his queue is full and Alice and Bob
 /// never notice; when Sam reads again, his client catches up.
 pub fn slow_reader() -> Scenario {
-    let long = "a long message that fills queues quickly ".repeat(12);
+    let long = "a long message that fills queues quickly ".repeat(24);
     let alice_says = (0..100)
         .map(|index| {
             say(

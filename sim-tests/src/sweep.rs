@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chat_core::session::Line;
 
+use crate::adversary::FRAME_KINDS;
 use crate::oracle::{self, Verdict, Violation};
 use crate::scenario::{FaultKind, Scenario};
 use crate::trace::TraceBuffer;
@@ -18,7 +19,7 @@ use crate::transcript;
 use crate::world::{self, Observations};
 
 /// The mechanisms a sweep must exercise, in the order the summary lists them.
-pub const MECHANISMS: [&str; 30] = [
+pub const MECHANISMS: [&str; 32] = [
     "disconnects noticed by the server",
     "reconnects by clients",
     "resumes",
@@ -38,6 +39,8 @@ pub const MECHANISMS: [&str; 30] = [
     "history shown on join",
     "adversary frames after a refusal",
     "adversary frames after quit",
+    "adversary frames after leave",
+    "adversary frames of every kind pipelined",
     "adversary second hellos",
     "adversary garbage",
     "adversary frames split byte by byte",
@@ -132,6 +135,8 @@ pub struct Summary {
     pub faults: BTreeMap<FaultKind, usize>,
     /// Mechanism counts, by the names in [`MECHANISMS`].
     pub mechanisms: BTreeMap<&'static str, u64>,
+    /// Frames the adversaries sent, by kind (see [`FRAME_KINDS`]).
+    pub frames_sent: BTreeMap<String, u64>,
     /// Individual checks that ran.
     pub checks: usize,
     /// Seeds that failed.
@@ -156,6 +161,11 @@ impl Summary {
         for (name, count) in mechanism_counts(observations) {
             *self.mechanisms.entry(name).or_insert(0) += count;
         }
+        for conversation in &observations.adversaries {
+            for (_, kind) in &conversation.sent {
+                *self.frames_sent.entry(kind.clone()).or_insert(0) += 1;
+            }
+        }
     }
 
     /// Adds what another part of the sweep summed (the sweep runs seeds on
@@ -170,16 +180,24 @@ impl Summary {
         for (name, count) in other.mechanisms {
             *self.mechanisms.entry(name).or_insert(0) += count;
         }
+        for (kind, count) in other.frames_sent {
+            *self.frames_sent.entry(kind).or_insert(0) += count;
+        }
         self.failures.extend(other.failures);
         self.failures.sort_unstable();
     }
 
-    /// Mechanisms never exercised.
-    pub fn unexercised(&self) -> Vec<&'static str> {
-        MECHANISMS
+    /// Mechanisms never exercised, and kinds of frame no adversary sent.
+    pub fn unexercised(&self) -> Vec<String> {
+        let mechanisms = MECHANISMS
             .into_iter()
             .filter(|name| self.mechanisms.get(name).copied().unwrap_or(0) == 0)
-            .collect()
+            .map(str::to_owned);
+        let frames = FRAME_KINDS
+            .into_iter()
+            .filter(|kind| self.frames_sent.get(*kind).copied().unwrap_or(0) == 0)
+            .map(|kind| format!("adversary frames: {kind}"));
+        mechanisms.chain(frames).collect()
     }
 }
 

@@ -191,6 +191,14 @@ fn print_summary(summary: &Summary, started: Instant, jobs: usize) {
             summary.mechanisms.get(name).copied().unwrap_or(0)
         );
     }
+    println!("  adversary frames sent, by kind");
+    for kind in sim_tests::adversary::FRAME_KINDS {
+        println!(
+            "    {:34} {}",
+            kind,
+            summary.frames_sent.get(kind).copied().unwrap_or(0)
+        );
+    }
     if summary.failures.is_empty() {
         println!("  result               every property held");
     } else {

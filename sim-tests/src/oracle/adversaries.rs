@@ -192,6 +192,23 @@ impl Checker<'_> {
                     && !self.logged_text(&format!("{nick} after quit")),
                 "a welcome, the ack of id 1, bye last, and the send after quit ignored",
             ),
+            Episode::AfterLeave => (
+                answers.welcomes() == 1
+                    && answers.acked() == [1]
+                    && answers.errors() == [(ErrorCode::NotInRoom, Some(2))]
+                    && answers
+                        .frames
+                        .iter()
+                        .any(|frame| matches!(frame, ServerFrame::Parted { .. }))
+                    && own_message_before_ack(&answers, &format!("{nick} before leave"))
+                    && !self.logged_text(&format!("{nick} after leave")),
+                "its message before its ack, parted, then not_in_room for the send after leave",
+            ),
+            Episode::EveryFrame => (
+                every_answer(&answers),
+                "welcome, entered twice, the message and its ack, the private copy and its ack, \
+                 nick_changed, members, room_list, parted, bye, in order",
+            ),
             Episode::SecondHello => (
                 answers.welcomes() == 1
                     && answers
@@ -362,4 +379,58 @@ impl Checker<'_> {
             .iter()
             .any(|event| matches!(&event.frame, ServerFrame::Message { text: logged, .. } if logged == text))
     }
+}
+
+/// Whether the sender was shown its message before the ack of it.
+fn own_message_before_ack(answers: &Answers<'_>, text: &str) -> bool {
+    let shown = answers
+        .frames
+        .iter()
+        .position(|frame| matches!(frame, ServerFrame::Message { text: said, .. } if said == text));
+    let acked = answers
+        .frames
+        .iter()
+        .position(|frame| matches!(frame, ServerFrame::Ack { .. }));
+    matches!((shown, acked), (Some(shown), Some(acked)) if shown < acked)
+}
+
+/// Whether [`Episode::EveryFrame`]'s answers came, in order (other frames,
+/// such as events of other members, may come between them).
+fn every_answer(answers: &Answers<'_>) -> bool {
+    let expected: [fn(&ServerFrame) -> bool; 11] = [
+        |frame| matches!(frame, ServerFrame::Welcome { .. }),
+        |frame| matches!(frame, ServerFrame::Entered { .. }),
+        |frame| matches!(frame, ServerFrame::Entered { .. }),
+        |frame| {
+            matches!(
+                frame,
+                ServerFrame::Ack {
+                    id: 1,
+                    room: Some(_),
+                    ..
+                }
+            )
+        },
+        |frame| matches!(frame, ServerFrame::Private { sent: true, .. }),
+        |frame| {
+            matches!(
+                frame,
+                ServerFrame::Ack {
+                    id: 2,
+                    to: Some(_),
+                    ..
+                }
+            )
+        },
+        |frame| matches!(frame, ServerFrame::NickChanged { .. }),
+        |frame| matches!(frame, ServerFrame::Members { .. }),
+        |frame| matches!(frame, ServerFrame::RoomList { .. }),
+        |frame| matches!(frame, ServerFrame::Parted { .. }),
+        |frame| matches!(frame, ServerFrame::Bye),
+    ];
+    let mut frames = answers.frames.iter();
+    expected
+        .iter()
+        .all(|wanted| frames.any(|frame| wanted(frame)))
+        && answers.errors().is_empty()
 }

@@ -32,8 +32,11 @@ pub const SERVER_DATA_DIR: &str = "/var/lib/chat";
 /// stops reading fills it within a run, yet larger than what one burst of
 /// [`SIM_MESSAGE_BURST`] long messages broadcasts in one step (the server
 /// handles a connection's pipelined frames before any writer runs, so a
-/// limit below one burst would drop every reader of the room).
-pub const SIM_QUEUE_BYTES_MAX: usize = 8192;
+/// limit below one burst would drop every reader of the room), and than the
+/// history a join is shown (20 messages of up to a kilobyte here: a join's
+/// history may go beyond the limit, but not while a limit's worth of
+/// earlier ones is unwritten, so two pipelined joins need the room).
+pub const SIM_QUEUE_BYTES_MAX: usize = 32 * 1024;
 
 /// Messages a connection may send at once above the rate in simulations:
 /// few, so that a flood reaches the rate limit (see [`SIM_QUEUE_BYTES_MAX`]).
