@@ -153,3 +153,20 @@ fn each_rooms_seed_reaches_what_it_is_named_for() {
     let bad = outcome("bad_frames_and_shutdown");
     assert!(errors(&bad, ErrorCode::BadFrame) >= 1, "{bad:?}");
 }
+
+#[test]
+fn the_restore_seeds_restore_unless_damaged() {
+    for seed in seeds().iter().filter(|seed| seed.target == "restore_records") {
+        let restored = fuzz_inputs::restore::restore_lines(&seed.bytes);
+        match seed.name {
+            "first_record_lost" => {
+                let error = restored.err().expect("a log missing a record is refused");
+                assert!(error.to_string().contains("record 1"), "{error}");
+            }
+            name => {
+                let rooms = restored.unwrap_or_else(|error| panic!("{name} restores: {error}"));
+                assert!(rooms.member_count() > 0, "{name} restores its members");
+            }
+        }
+    }
+}
