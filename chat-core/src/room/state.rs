@@ -38,7 +38,10 @@ impl<'de> Deserialize<'de> for TokenHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let hex = String::deserialize(deserializer)?;
         let mut bytes = [0u8; 32];
-        if hex.len() != 64 {
+        // Only ASCII hex digits: slicing a 64-byte string with a multi-byte
+        // character in it by pairs of bytes would panic, and `from_str_radix`
+        // alone would also take a `+` sign.
+        if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(serde::de::Error::custom("a token hash is 64 hex digits"));
         }
         for (index, byte) in bytes.iter_mut().enumerate() {
@@ -630,6 +633,28 @@ impl Durable {
                 used.id > member(id)?.ids.highest,
                 "the id is not above the highest used",
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_hash_reads_only_64_hex_digits() {
+        let hex = "e5".repeat(32);
+        let hash: TokenHash = serde_json::from_str(&format!("\"{hex}\"")).expect("64 hex digits");
+        assert_eq!(hash, TokenHash([0xe5; 32]));
+        // 64 bytes, but a two-byte character straddles a pair of digits
+        // (found by the restore_records fuzz target), or a sign stands in
+        // for a digit.
+        let straddling = format!("{}\u{29e}{}", "e".repeat(45), "e".repeat(17));
+        assert_eq!(straddling.len(), 64);
+        let signed = format!("+e{}", "e5".repeat(31));
+        for bad in [straddling, signed, "e5".to_owned()] {
+            let read = serde_json::from_str::<TokenHash>(&format!("\"{bad}\""));
+            assert!(read.is_err(), "{bad:?} is not a token hash");
         }
     }
 }
