@@ -576,6 +576,8 @@ impl Durable {
                 nick,
                 token,
             } => {
+                // `apply` makes the next id one above it.
+                check(id.0 < u64::MAX, "the member id leaves no id for the next")?;
                 check(!self.members.contains_key(id), "the member exists already")?;
                 check(self.nick_holder(nick).is_none(), "the nickname is taken")?;
                 check(!self.tokens.contains_key(token), "the token is in use")
@@ -591,6 +593,7 @@ impl Durable {
                 check(member(id)?.rooms.is_empty(), "the member is still in rooms")
             }
             Change::RoomOpened { room: id, name } => {
+                check(id.0 < u64::MAX, "the room id leaves no id for the next")?;
                 check(!self.rooms.contains_key(id), "the room exists already")?;
                 check(self.room_named(name).is_none(), "the room name is taken")
             }
@@ -656,5 +659,35 @@ mod tests {
             let read = serde_json::from_str::<TokenHash>(&format!("\"{bad}\""));
             assert!(read.is_err(), "{bad:?} is not a token hash");
         }
+    }
+
+    #[test]
+    fn the_largest_id_does_not_fit_as_it_leaves_no_next_id() {
+        let limits = Limits {
+            room: HistoryLimits {
+                events: 10,
+                bytes: 1000,
+            },
+            private: HistoryLimits {
+                events: 10,
+                bytes: 1000,
+            },
+            total_bytes: 10_000,
+            ids: 10,
+        };
+        let state = Durable::new(limits);
+        let opened = |member| Change::MemberOpened {
+            member: MemberId(member),
+            nick: "Ann".to_owned(),
+            token: TokenHash([1; 32]),
+        };
+        let room = |room| Change::RoomOpened {
+            room: RoomId(room),
+            name: "lobby".to_owned(),
+        };
+        assert!(state.fits(&opened(u64::MAX)).is_err());
+        assert!(state.fits(&room(u64::MAX)).is_err());
+        assert_eq!(state.fits(&opened(u64::MAX - 1)), Ok(()));
+        assert_eq!(state.fits(&room(u64::MAX - 1)), Ok(()));
     }
 }
