@@ -156,7 +156,10 @@ fn each_rooms_seed_reaches_what_it_is_named_for() {
 
 #[test]
 fn the_restore_seeds_restore_unless_damaged() {
-    for seed in seeds().iter().filter(|seed| seed.target == "restore_records") {
+    for seed in seeds()
+        .iter()
+        .filter(|seed| seed.target == "restore_records")
+    {
         let restored = fuzz_inputs::restore::restore_lines(&seed.bytes);
         match seed.name {
             "first_record_lost" => {

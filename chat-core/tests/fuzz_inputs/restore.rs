@@ -31,7 +31,10 @@ pub fn restore_records(data: &[u8]) {
 
 /// What restoring the records of an input gives.
 pub fn restore_lines(data: &[u8]) -> Result<Rooms, RestoreError> {
-    let records: Vec<&[u8]> = data.split(|byte| *byte == b'\n').take(RECORDS_MAX).collect();
+    let records: Vec<&[u8]> = data
+        .split(|byte| *byte == b'\n')
+        .take(RECORDS_MAX)
+        .collect();
     Rooms::restore(
         RoomConfig::default(),
         "incarnation-fuzz".to_owned(),

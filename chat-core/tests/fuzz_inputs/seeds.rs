@@ -458,7 +458,15 @@ fn restore_seeds() -> Vec<Seed> {
         .collect();
     vec![
         seed("restore_records", "records", restore_input(&lines)),
-        seed("restore_records", "longer_records", restore_input(&longer_lines)),
-        seed("restore_records", "first_record_lost", restore_input(&lines[1..])),
+        seed(
+            "restore_records",
+            "longer_records",
+            restore_input(&longer_lines),
+        ),
+        seed(
+            "restore_records",
+            "first_record_lost",
+            restore_input(&lines[1..]),
+        ),
     ]
 }
