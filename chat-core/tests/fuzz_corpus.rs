@@ -163,7 +163,7 @@ fn the_restore_seeds_restore_unless_damaged() {
         let restored = fuzz_inputs::restore::restore_lines(&seed.bytes);
         match seed.name {
             "first_record_lost" => {
-                let error = restored.err().expect("a log missing a record is refused");
+                let error = restored.expect_err("a log missing a record is refused");
                 assert!(error.to_string().contains("record 1"), "{error}");
             }
             name => {
