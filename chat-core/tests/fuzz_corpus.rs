@@ -130,6 +130,9 @@ fn each_rooms_seed_reaches_what_it_is_named_for() {
     );
     assert_eq!(errors(&limits, ErrorCode::RoomLimit), 1, "{limits:?}");
     assert!(errors(&limits, ErrorCode::RateLimited) >= 1, "{limits:?}");
+    let full = outcome("room_full");
+    assert_eq!(errors(&full, ErrorCode::RoomFull), 1, "{full:?}");
+    assert!(full.restored);
     let names = outcome("names_and_private_messages");
     assert_eq!(errors(&names, ErrorCode::NickTaken), 2, "{names:?}");
     assert_eq!(errors(&names, ErrorCode::NickInvalid), 1, "{names:?}");

@@ -298,6 +298,7 @@ pub fn rooms_scripts() -> Vec<(&'static str, Script)> {
         ("resume_after_a_drop", resume_after_a_drop()),
         ("guessed_resume", guessed_resume()),
         ("limits", limits()),
+        ("room_full", room_full()),
         ("names_and_private_messages", names_and_private_messages()),
         ("timeouts_held_actions", timeouts_held_actions()),
         ("snapshot", snapshot()),
@@ -368,6 +369,18 @@ fn limits() -> Script {
         script = script.send(1, "lobby", id, "hello");
     }
     script.tick(1_000).tick(3_000).tick(10_000)
+}
+
+fn room_full() -> Script {
+    let mut script = Script::new(PERSISTENT | DURABLE_AT_ONCE | UNLIMITED_RATE);
+    for (connection, nick) in ["Ann", "Bob", "Zo\u{eb}", "Ian"].into_iter().enumerate() {
+        let connection = connection as u8;
+        script = script
+            .open(connection)
+            .hello(connection, nick)
+            .join(connection, "lobby");
+    }
+    script.quit(0).join(3, "lobby")
 }
 
 fn names_and_private_messages() -> Script {
