@@ -44,6 +44,22 @@ bench-peers *flags:
     cargo build --quiet --release --bin chat-cli
     target/release/chat-cli bench --peers --peers-config ../shared/peers --json target/bench/peers.json {{flags}}
 
+# Starts from the seeds in fuzz/corpus/TARGET and keeps what it finds in
+# fuzz/target/corpus/TARGET; a crash lands in fuzz/artifacts/TARGET, which `cargo test`
+# then replays (chat-core's fuzz_corpus test). Needs cargo-fuzz, which this does not
+# install: `cargo install cargo-fuzz --locked`. RUSTC_BOOTSTRAP lets the stable toolchain
+# take cargo-fuzz's nightly flags.
+[doc("Fuzz one target (decode_frames, rooms_inputs, restore_records) for SECONDS, with AddressSanitizer.")]
+fuzz target seconds="60":
+    mkdir -p fuzz/target/corpus/{{target}}
+    RUSTC_BOOTSTRAP=1 cargo fuzz run {{target}} fuzz/target/corpus/{{target}} fuzz/corpus/{{target}} -- -max_total_time={{seconds}}
+
+# Fuzz every target in turn, SECONDS each (one at a time: the machine has 2 cores).
+fuzz-all seconds="60":
+    {{just_executable()}} fuzz decode_frames {{seconds}}
+    {{just_executable()}} fuzz rooms_inputs {{seconds}}
+    {{just_executable()}} fuzz restore_records {{seconds}}
+
 # Lints and formatting, as CI checks them.
 check:
     cargo fmt --all --check

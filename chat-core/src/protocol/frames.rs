@@ -271,7 +271,7 @@ pub enum ServerFrame {
     },
     /// Reply to `list_rooms`.
     RoomList {
-        /// The rooms with the most members first (at most 200).
+        /// The rooms with the most members first (at most 90).
         rooms: Vec<RoomCount>,
         /// How many rooms there are in all.
         total: u64,
@@ -280,7 +280,7 @@ pub enum ServerFrame {
     Members {
         /// The room.
         room: String,
-        /// Its members' nicknames, sorted (at most 200).
+        /// Its members' nicknames, sorted (at most 90).
         nicks: Vec<String>,
         /// How many members it has in all.
         total: u64,

@@ -18,8 +18,10 @@ use super::{Refusal, Rooms};
 use crate::protocol::{self, ErrorCode, RoomCount, ServerFrame, encode, name_key};
 
 /// Most rooms listed in one `room_list` frame (the largest first), and most
-/// nicknames in one `members` frame: either must fit in a frame.
-pub const LISTED_MAX: usize = 200;
+/// nicknames in one `members` frame: either must fit in a frame even when
+/// every name is 32 four-byte characters (128 bytes; 200 such nicknames
+/// made a 26 KB frame that clients refuse as too large).
+pub const LISTED_MAX: usize = 90;
 
 impl Rooms {
     /// Appends an event to a room's stream and broadcasts it to the room's

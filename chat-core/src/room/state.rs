@@ -38,7 +38,10 @@ impl<'de> Deserialize<'de> for TokenHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let hex = String::deserialize(deserializer)?;
         let mut bytes = [0u8; 32];
-        if hex.len() != 64 {
+        // Only ASCII hex digits: slicing a 64-byte string with a multi-byte
+        // character in it by pairs of bytes would panic, and `from_str_radix`
+        // alone would also take a `+` sign.
+        if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(serde::de::Error::custom("a token hash is 64 hex digits"));
         }
         for (index, byte) in bytes.iter_mut().enumerate() {
@@ -573,6 +576,8 @@ impl Durable {
                 nick,
                 token,
             } => {
+                // `apply` makes the next id one above it.
+                check(id.0 < u64::MAX, "the member id leaves no id for the next")?;
                 check(!self.members.contains_key(id), "the member exists already")?;
                 check(self.nick_holder(nick).is_none(), "the nickname is taken")?;
                 check(!self.tokens.contains_key(token), "the token is in use")
@@ -588,6 +593,7 @@ impl Durable {
                 check(member(id)?.rooms.is_empty(), "the member is still in rooms")
             }
             Change::RoomOpened { room: id, name } => {
+                check(id.0 < u64::MAX, "the room id leaves no id for the next")?;
                 check(!self.rooms.contains_key(id), "the room exists already")?;
                 check(self.room_named(name).is_none(), "the room name is taken")
             }
@@ -631,5 +637,57 @@ impl Durable {
                 "the id is not above the highest used",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_hash_reads_only_64_hex_digits() {
+        let hex = "e5".repeat(32);
+        let hash: TokenHash = serde_json::from_str(&format!("\"{hex}\"")).expect("64 hex digits");
+        assert_eq!(hash, TokenHash([0xe5; 32]));
+        // 64 bytes, but a two-byte character straddles a pair of digits
+        // (found by the restore_records fuzz target), or a sign stands in
+        // for a digit.
+        let straddling = format!("{}\u{29e}{}", "e".repeat(45), "e".repeat(17));
+        assert_eq!(straddling.len(), 64);
+        let signed = format!("+e{}", "e5".repeat(31));
+        for bad in [straddling, signed, "e5".to_owned()] {
+            let read = serde_json::from_str::<TokenHash>(&format!("\"{bad}\""));
+            assert!(read.is_err(), "{bad:?} is not a token hash");
+        }
+    }
+
+    #[test]
+    fn the_largest_id_does_not_fit_as_it_leaves_no_next_id() {
+        let limits = Limits {
+            room: HistoryLimits {
+                events: 10,
+                bytes: 1000,
+            },
+            private: HistoryLimits {
+                events: 10,
+                bytes: 1000,
+            },
+            total_bytes: 10_000,
+            ids: 10,
+        };
+        let state = Durable::new(limits);
+        let opened = |member| Change::MemberOpened {
+            member: MemberId(member),
+            nick: "Ann".to_owned(),
+            token: TokenHash([1; 32]),
+        };
+        let room = |room| Change::RoomOpened {
+            room: RoomId(room),
+            name: "lobby".to_owned(),
+        };
+        assert!(state.fits(&opened(u64::MAX)).is_err());
+        assert!(state.fits(&room(u64::MAX)).is_err());
+        assert_eq!(state.fits(&opened(u64::MAX - 1)), Ok(()));
+        assert_eq!(state.fits(&room(u64::MAX - 1)), Ok(()));
     }
 }

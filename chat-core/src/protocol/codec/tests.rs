@@ -2,7 +2,7 @@ use bytes::BufMut;
 use proptest::prelude::*;
 
 use super::*;
-use crate::protocol::frames::{ClientFrame, ErrorCode, Resume, RoomStart, ServerFrame};
+use crate::protocol::frames::{ClientFrame, ErrorCode, Resume, RoomCount, RoomStart, ServerFrame};
 use crate::protocol::{FRAME_BYTES_MAX, ROOM_CHARS_MAX, TEXT_BYTES_MAX, validate_text};
 
 fn decode_all<T: DeserializeOwned>(input: &[u8], limit: usize) -> Vec<Result<T, String>> {
@@ -232,57 +232,114 @@ fn any_client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
-fn any_server_frame() -> impl Strategy<Value = ServerFrame> {
+/// Every error code, so that each wire name round-trips.
+const ERROR_CODES: [ErrorCode; 23] = [
+    ErrorCode::BadFrame,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::InvalidUtf8,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::ProtocolViolation,
+    ErrorCode::HandshakeTimeout,
+    ErrorCode::RateLimited,
+    ErrorCode::TooManyConnections,
+    ErrorCode::TooManyAttempts,
+    ErrorCode::NickInvalid,
+    ErrorCode::NickTaken,
+    ErrorCode::RoomInvalid,
+    ErrorCode::RoomFull,
+    ErrorCode::TooManyRooms,
+    ErrorCode::RoomLimit,
+    ErrorCode::NotInRoom,
+    ErrorCode::AlreadyInRoom,
+    ErrorCode::TextInvalid,
+    ErrorCode::IdInvalid,
+    ErrorCode::IdStale,
+    ErrorCode::IdConflict,
+    ErrorCode::NoSuchNick,
+    ErrorCode::SessionUnknown,
+];
+
+fn any_welcome() -> impl Strategy<Value = ServerFrame> {
+    let session = (
+        any::<u32>(),
+        any_text(),
+        any_text(),
+        any_text(),
+        any::<bool>(),
+    );
+    let rooms = proptest::collection::vec((any_text(), any::<u64>()), 0..3);
+    let numbers = (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<usize>(),
+    );
+    (session, rooms, numbers).prop_map(
+        |((version, nick, token, incarnation, resumed), rooms, numbers)| {
+            let (private_seq, replayed, interval, timeout, text_max) = numbers;
+            ServerFrame::Welcome {
+                version,
+                nick,
+                token,
+                incarnation,
+                resumed,
+                rooms: rooms
+                    .into_iter()
+                    .map(|(room, last_seq)| RoomStart { room, last_seq })
+                    .collect(),
+                private_seq,
+                replayed,
+                heartbeat_interval_ms: interval,
+                heartbeat_timeout_ms: timeout,
+                text_bytes_max: text_max,
+            }
+        },
+    )
+}
+
+/// A room, a sequence number, a nickname, a text and whether it is an action.
+fn said() -> impl Strategy<Value = (String, u64, String, String, bool)> {
+    (
+        any_text(),
+        any::<u64>(),
+        any_text(),
+        any_text(),
+        any::<bool>(),
+    )
+}
+
+/// The events of a room's stream, and the replies about entering and
+/// leaving one.
+fn any_room_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
-        (
-            any_text(),
-            any_text(),
-            any_text(),
-            any::<bool>(),
-            proptest::collection::vec((any_text(), any::<u64>()), 0..3),
-            any::<u64>(),
-            any::<u64>(),
-            any::<usize>()
-        )
-            .prop_map(
-                |(nick, token, incarnation, resumed, rooms, private_seq, replayed, text_max)| {
-                    ServerFrame::Welcome {
-                        version: 2,
-                        nick,
-                        token,
-                        incarnation,
-                        resumed,
-                        rooms: rooms
-                            .into_iter()
-                            .map(|(room, last_seq)| RoomStart { room, last_seq })
-                            .collect(),
-                        private_seq,
-                        replayed,
-                        heartbeat_interval_ms: 5000,
-                        heartbeat_timeout_ms: 15000,
-                        text_bytes_max: text_max,
-                    }
-                }
-            ),
+        (any_text(), any::<u64>(), any::<u64>())
+            .prop_map(|(room, seq, history)| ServerFrame::Entered { room, seq, history }),
+        said().prop_map(|(room, seq, nick, text, action)| ServerFrame::History {
+            room,
+            seq,
+            nick,
+            text,
+            action
+        }),
+        any_text().prop_map(|room| ServerFrame::Parted { room }),
         (any_text(), any::<u64>(), any_text()).prop_map(|(room, seq, nick)| ServerFrame::Joined {
             room,
             seq,
             nick
         }),
-        (
-            any_text(),
-            any::<u64>(),
-            any_text(),
-            any_text(),
-            any::<bool>()
-        )
-            .prop_map(|(room, seq, nick, text, action)| ServerFrame::Message {
-                room,
-                seq,
-                nick,
-                text,
-                action
-            }),
+        (any_text(), any::<u64>(), any_text()).prop_map(|(room, seq, nick)| ServerFrame::Left {
+            room,
+            seq,
+            nick
+        }),
+        said().prop_map(|(room, seq, nick, text, action)| ServerFrame::Message {
+            room,
+            seq,
+            nick,
+            text,
+            action
+        }),
         (any_text(), any::<u64>(), any_text(), any_text()).prop_map(|(room, seq, from, to)| {
             ServerFrame::Renamed {
                 room,
@@ -291,20 +348,47 @@ fn any_server_frame() -> impl Strategy<Value = ServerFrame> {
                 to,
             }
         }),
+    ]
+}
+
+fn any_error() -> impl Strategy<Value = ServerFrame> {
+    (
+        proptest::sample::select(ERROR_CODES.to_vec()),
+        any_text(),
+        proptest::option::of(any::<u64>()),
+        proptest::option::of(any_text()),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(
+            |(code, message, id, room, retry_after_ms)| ServerFrame::Error {
+                code,
+                message,
+                id,
+                room,
+                retry_after_ms,
+            },
+        )
+}
+
+/// Private events, acks, gaps, and the replies to requests.
+fn any_reply() -> impl Strategy<Value = ServerFrame> {
+    let counts = proptest::collection::vec((any_text(), any::<u64>()), 0..4);
+    prop_oneof![
         (
             any::<u64>(),
             any_text(),
             any_text(),
             any_text(),
+            any::<bool>(),
             any::<bool>()
         )
-            .prop_map(|(seq, from, to, text, action)| ServerFrame::Private {
-                sent: action,
+            .prop_map(|(seq, from, to, text, action, sent)| ServerFrame::Private {
                 seq,
                 from,
                 to,
                 text,
-                action
+                action,
+                sent
             }),
         (
             any::<u64>(),
@@ -315,24 +399,147 @@ fn any_server_frame() -> impl Strategy<Value = ServerFrame> {
             .prop_map(|(id, seq, room, to)| ServerFrame::Ack { id, seq, room, to }),
         (proptest::option::of(any_text()), any::<u64>(), any::<u64>())
             .prop_map(|(room, from, to)| ServerFrame::Gap { room, from, to }),
+        any_text().prop_map(|nick| ServerFrame::NickChanged { nick }),
+        (counts, any::<u64>()).prop_map(|(rooms, total)| ServerFrame::RoomList {
+            rooms: rooms
+                .into_iter()
+                .map(|(room, members)| RoomCount { room, members })
+                .collect(),
+            total
+        }),
+        (
+            any_text(),
+            proptest::collection::vec(any_text(), 0..4),
+            any::<u64>()
+        )
+            .prop_map(|(room, nicks, total)| ServerFrame::Members { room, nicks, total }),
+        any_error(),
+    ]
+}
+
+fn any_server_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        any_welcome(),
+        any_room_frame(),
+        any_reply(),
         Just(ServerFrame::Heartbeat),
         Just(ServerFrame::Bye),
-        (any_text(), proptest::option::of(any::<u64>())).prop_map(|(message, id)| {
-            ServerFrame::Error {
-                code: ErrorCode::IdStale,
-                message,
-                id,
-                room: None,
-                retry_after_ms: None,
-            }
-        }),
+        Just(ServerFrame::Shutdown),
     ]
+}
+
+/// A frame's wire name. The match is exhaustive, so a new variant does not
+/// compile until it is named here (and in the lists below).
+fn server_frame_type(frame: &ServerFrame) -> &'static str {
+    match frame {
+        ServerFrame::Welcome { .. } => "welcome",
+        ServerFrame::Entered { .. } => "entered",
+        ServerFrame::History { .. } => "history",
+        ServerFrame::Parted { .. } => "parted",
+        ServerFrame::Joined { .. } => "joined",
+        ServerFrame::Left { .. } => "left",
+        ServerFrame::Message { .. } => "message",
+        ServerFrame::Renamed { .. } => "renamed",
+        ServerFrame::Private { .. } => "private",
+        ServerFrame::Ack { .. } => "ack",
+        ServerFrame::Gap { .. } => "gap",
+        ServerFrame::NickChanged { .. } => "nick_changed",
+        ServerFrame::RoomList { .. } => "room_list",
+        ServerFrame::Members { .. } => "members",
+        ServerFrame::Heartbeat => "heartbeat",
+        ServerFrame::Bye => "bye",
+        ServerFrame::Shutdown => "shutdown",
+        ServerFrame::Error { .. } => "error",
+    }
+}
+
+const SERVER_FRAME_TYPES: [&str; 18] = [
+    "welcome",
+    "entered",
+    "history",
+    "parted",
+    "joined",
+    "left",
+    "message",
+    "renamed",
+    "private",
+    "ack",
+    "gap",
+    "nick_changed",
+    "room_list",
+    "members",
+    "heartbeat",
+    "bye",
+    "shutdown",
+    "error",
+];
+
+/// Like [`server_frame_type`], for client frames.
+fn client_frame_type(frame: &ClientFrame) -> &'static str {
+    match frame {
+        ClientFrame::Hello { .. } => "hello",
+        ClientFrame::Join { .. } => "join",
+        ClientFrame::Leave { .. } => "leave",
+        ClientFrame::Send { .. } => "send",
+        ClientFrame::Private { .. } => "private",
+        ClientFrame::Nick { .. } => "nick",
+        ClientFrame::ListRooms => "list_rooms",
+        ClientFrame::Who { .. } => "who",
+        ClientFrame::Heartbeat => "heartbeat",
+        ClientFrame::Quit => "quit",
+    }
+}
+
+const CLIENT_FRAME_TYPES: [&str; 10] = [
+    "hello",
+    "join",
+    "leave",
+    "send",
+    "private",
+    "nick",
+    "list_rooms",
+    "who",
+    "heartbeat",
+    "quit",
+];
+
+/// The wire names of `count` values drawn from `strategy`.
+fn drawn<T: std::fmt::Debug>(
+    strategy: impl Strategy<Value = T>,
+    name: fn(&T) -> &'static str,
+    count: usize,
+) -> std::collections::BTreeSet<&'static str> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..count)
+        .map(|_| {
+            let tree = strategy.new_tree(&mut runner).expect("a value is drawn");
+            name(&tree.current())
+        })
+        .collect()
+}
+
+#[test]
+fn the_round_trip_strategies_draw_every_frame_and_error_code() {
+    let server = drawn(any_server_frame(), server_frame_type, 2_000);
+    assert_eq!(server, SERVER_FRAME_TYPES.into_iter().collect());
+    let client = drawn(any_client_frame(), client_frame_type, 500);
+    assert_eq!(client, CLIENT_FRAME_TYPES.into_iter().collect());
+    let codes: std::collections::BTreeSet<String> =
+        ERROR_CODES.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        codes.len(),
+        ERROR_CODES.len(),
+        "error codes have distinct names"
+    );
 }
 
 proptest! {
     #[test]
     fn client_frames_round_trip(frame in any_client_frame()) {
         let bytes = encode(&frame);
+        let tag = format!("{{\"type\":\"{}\"", client_frame_type(&frame));
+        prop_assert!(bytes.starts_with(tag.as_bytes()), "the type is the name listed");
         prop_assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1);
         let decoded = decode_all::<ClientFrame>(&bytes, usize::MAX);
         prop_assert_eq!(decoded, vec![Ok(frame)]);
@@ -341,6 +548,8 @@ proptest! {
     #[test]
     fn server_frames_round_trip(frame in any_server_frame()) {
         let bytes = encode(&frame);
+        let tag = format!("{{\"type\":\"{}\"", server_frame_type(&frame));
+        prop_assert!(bytes.starts_with(tag.as_bytes()), "the type is the name listed");
         let decoded = decode_all::<ServerFrame>(&bytes, usize::MAX);
         prop_assert_eq!(decoded, vec![Ok(frame)]);
     }

@@ -332,6 +332,32 @@ fn history_is_bounded_in_bytes_per_room_and_for_the_whole_server() {
 }
 
 #[test]
+fn the_longest_lists_of_the_longest_names_fit_in_a_frame() {
+    use crate::protocol::{FRAME_BYTES_MAX, NICK_CHARS_MAX, ROOM_CHARS_MAX, RoomCount, encode};
+    use crate::room::membership::LISTED_MAX;
+    // U+20000, four bytes of UTF-8, which JSON does not escape.
+    let nick = "\u{20000}".repeat(NICK_CHARS_MAX);
+    let room = "\u{20000}".repeat(ROOM_CHARS_MAX);
+    let members = ServerFrame::Members {
+        room: room.clone(),
+        nicks: vec![nick; LISTED_MAX],
+        total: u64::MAX,
+    };
+    let listed = RoomCount {
+        room,
+        members: u64::MAX,
+    };
+    let rooms = ServerFrame::RoomList {
+        rooms: vec![listed; LISTED_MAX],
+        total: u64::MAX,
+    };
+    for (kind, frame) in [("members", members), ("room_list", rooms)] {
+        let bytes = encode(&frame).len();
+        assert!(bytes <= FRAME_BYTES_MAX, "a {kind} frame of {bytes} bytes");
+    }
+}
+
+#[test]
 fn who_and_rooms_answer_with_sorted_lists() {
     let mut harness = Harness::new();
     harness.member(A, "Bob", ms(0));
