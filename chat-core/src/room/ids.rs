@@ -95,6 +95,12 @@ impl IdWindow {
         );
         self.highest = self.highest.max(used.id);
         self.recent.push_back(used);
+        self.trim(max);
+    }
+
+    /// Forgets the oldest ids past `max` (also after a restart with a
+    /// lower limit than the state was written with).
+    pub fn trim(&mut self, max: usize) {
         while self.recent.len() > max {
             self.recent.pop_front();
         }

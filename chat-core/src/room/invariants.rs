@@ -65,7 +65,11 @@ impl Rooms {
         }
         for room in self.state.rooms.values() {
             assert!(
-                room.members.len() <= self.config.room_members_max,
+                room.members.len()
+                    <= self
+                        .config
+                        .room_members_max
+                        .max(self.restored_over.room_members),
                 "rooms are bounded"
             );
             let attached = room
@@ -90,11 +94,11 @@ impl Rooms {
             }
         }
         assert!(
-            self.state.rooms.len() <= self.config.rooms_max,
+            self.state.rooms.len() <= self.config.rooms_max.max(self.restored_over.rooms),
             "rooms are bounded"
         );
         assert!(
-            self.state.members.len() <= self.config.sessions_max,
+            self.state.members.len() <= self.config.sessions_max.max(self.restored_over.sessions),
             "sessions are bounded"
         );
     }

@@ -102,6 +102,18 @@ pub struct Rooms {
     shutting_down: bool,
     stats: Stats,
     journal: Journal,
+    /// What a restore found beyond the count limits (a restart with lower
+    /// limits than the state was written under): kept, and never grown.
+    restored_over: CountsOver,
+}
+
+/// Counts a restored state held, for the invariants' bounds: rooms,
+/// sessions, and the members of the fullest room.
+#[derive(Clone, Copy, Debug, Default)]
+struct CountsOver {
+    rooms: usize,
+    sessions: usize,
+    room_members: usize,
 }
 
 fn limits(config: &RoomConfig) -> Limits {
@@ -146,6 +158,7 @@ impl Rooms {
             shutting_down: false,
             stats: Stats::default(),
             journal: Journal::new(persistent),
+            restored_over: CountsOver::default(),
         }
     }
 
@@ -179,6 +192,21 @@ impl Rooms {
         for member in rooms.state.members.values_mut() {
             member.detached_since = now;
         }
+        // Limits may have been lowered since the state was written: history
+        // is trimmed to them; rooms, sessions and members beyond them stay,
+        // and no new one is admitted until the counts are below the limits.
+        rooms.state.trim_to_limits();
+        rooms.restored_over = CountsOver {
+            rooms: rooms.state.rooms.len(),
+            sessions: rooms.state.members.len(),
+            room_members: rooms
+                .state
+                .rooms
+                .values()
+                .map(|room| room.members.len())
+                .max()
+                .unwrap_or(0),
+        };
         rooms.next_heartbeat = now + rooms.config.heartbeat_interval;
         rooms.next_summary = now + rooms.config.summary_interval;
         rooms.check_invariants();

@@ -387,6 +387,40 @@ impl Durable {
         stream.append(event, limits);
         let after = stream.bytes();
         self.budget.update(key, before, after);
+        self.trim_total();
+    }
+
+    /// Trims every history and id window to the limits: a server restarted
+    /// with lower limits than its state was written under keeps what fits.
+    pub fn trim_to_limits(&mut self) {
+        let keys: Vec<StreamKey> = self
+            .rooms
+            .keys()
+            .map(|room| StreamKey::Room(*room))
+            .chain(
+                self.members
+                    .keys()
+                    .map(|member| StreamKey::Private(*member)),
+            )
+            .collect();
+        for key in keys {
+            let (stream, limits) = self.stream_mut(key);
+            let before = stream.bytes();
+            stream.trim(limits);
+            let after = stream.bytes();
+            self.budget.update(key, before, after);
+        }
+        self.trim_total();
+        let ids = self.limits.ids;
+        for member in self.members.values_mut() {
+            member.ids.trim(ids);
+        }
+    }
+
+    /// Trims the longest histories until all of them fit the server-wide
+    /// byte limit.
+    fn trim_total(&mut self) {
+        // Bounded: each pass drops an event, or ends.
         while self.budget.total() > self.limits.total_bytes {
             let Some(largest) = self.budget.largest() else {
                 break;

@@ -99,6 +99,12 @@ impl Stream {
         self.last_seq = kept.seq;
         self.bytes += kept.frame.0.len();
         self.history.push_back(kept);
+        self.trim(limits);
+    }
+
+    /// Forgets the oldest events past `limits` (also after a restart with
+    /// lower limits than the history was kept under).
+    pub fn trim(&mut self, limits: HistoryLimits) {
         while self.history.len() > limits.events || self.bytes > limits.bytes {
             self.drop_oldest();
         }

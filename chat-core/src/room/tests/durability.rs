@@ -168,3 +168,52 @@ fn tokens_are_kept_only_as_hashes() {
             .all(|record| !String::from_utf8_lossy(&record.bytes).contains(&token))
     );
 }
+
+#[test]
+fn a_restart_with_lower_limits_keeps_what_fits_and_admits_nothing_more() {
+    let roomy = RoomConfig {
+        snapshot_after_bytes: 0, // a snapshot after every input
+        ..RoomConfig::default()
+    };
+    let mut harness = persistent(roomy.clone());
+    harness.member(A, "Ann", ms(0));
+    harness.member(B, "Bob", ms(1));
+    for (number, room) in ["one", "two", "three"].into_iter().enumerate() {
+        harness.frame(A, join(room), ms(2 + number as u64));
+    }
+    for id in 1..=10 {
+        harness.frame(A, say(LOBBY, id, &format!("message {id}")), ms(10 + id));
+    }
+    assert!(harness.log.iter().any(|record| record.snapshot));
+    let tight = RoomConfig {
+        rooms_max: 2,
+        sessions_max: 1,
+        room_members_max: 1,
+        history_max: 3,
+        acks_remembered_max: 2,
+        ..roomy
+    };
+    let restored = restore(&harness.log, tight, secs(100)).expect("lower limits restore");
+    let histories = restored.room_histories();
+    let (_, _, last_seq, lobby) = histories
+        .iter()
+        .find(|(_, name, _, _)| name == LOBBY)
+        .expect("the lobby");
+    assert_eq!(lobby.len(), 3, "history trimmed to the new limit");
+    assert_eq!(*last_seq, 12, "numbering kept: two joins and ten messages");
+    assert_eq!(histories.len(), 4, "every room kept");
+    assert_eq!(restored.member_nicks().len(), 2, "every session kept");
+    let mut after = Harness::from_rooms(restored);
+    after.open(C, secs(100));
+    let refused = received(&after.frame(C, hello("Cid"), secs(100)), C);
+    assert!(
+        matches!(
+            refused[..],
+            [ServerFrame::Error {
+                code: ErrorCode::TooManyConnections,
+                ..
+            }]
+        ),
+        "no new session past the lowered limit: {refused:?}"
+    );
+}
