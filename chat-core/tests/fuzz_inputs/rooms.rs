@@ -613,6 +613,20 @@ impl Driver {
         let durable = records.partition_point(|record| record.lsn <= self.durable);
         restore_log(&self.config, &records[..durable], self.now)
             .expect("what a crash leaves of a log restores");
+        // A restart with every limit lowered keeps what fits, never panics.
+        let lowered = RoomConfig {
+            rooms_max: 1,
+            room_members_max: 1,
+            sessions_max: 1,
+            history_max: 1,
+            history_bytes_max: 64,
+            private_history_max: 1,
+            private_history_bytes_max: 64,
+            history_bytes_total_max: 128,
+            acks_remembered_max: 1,
+            ..self.config.clone()
+        };
+        restore_log(&lowered, records, self.now).expect("a log restores under lower limits");
         self.outcome.restored = true;
         self.outcome
     }
