@@ -33,6 +33,7 @@ macro_rules! planted {
     };
 }
 
+pub mod buggify;
 pub mod client;
 pub mod command;
 mod fanout;

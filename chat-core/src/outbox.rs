@@ -19,6 +19,8 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use crate::buggify::{self, Site};
+
 /// Most frames handed to one vectored write.
 const FRAMES_PER_WRITE_MAX: usize = 64;
 
@@ -269,6 +271,9 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, outbox: &Outbox) -
             }
         }
         writer.flush().await?;
+        if buggify::fire(Site::SpuriousWake) {
+            outbox.wake_writer(); // the next wait ends with nothing queued
+        }
         if local.capacity() > IDLE_CAPACITY_MAX {
             local.shrink_to(IDLE_CAPACITY_MAX);
         }
@@ -285,9 +290,17 @@ async fn write_some<W: AsyncWrite + Unpin>(
 ) -> io::Result<usize> {
     std::future::poll_fn(|context| {
         let mut slices = [IoSlice::new(&[]); FRAMES_PER_WRITE_MAX];
-        let count = frames.len().min(FRAMES_PER_WRITE_MAX);
+        let mut count = frames.len().min(FRAMES_PER_WRITE_MAX);
         for (slice, frame) in slices.iter_mut().zip(frames) {
             *slice = IoSlice::new(frame);
+        }
+        if let Some(first) = frames.front()
+            && buggify::fire(Site::ShortWrite)
+        {
+            // Part of the first frame only, as a kernel may take.
+            let part = 1 + buggify::below(first.len() as u64) as usize;
+            slices[0] = IoSlice::new(&first[..part.min(first.len())]);
+            count = 1;
         }
         Pin::new(&mut *writer).poll_write_vectored(context, &slices[..count])
     })

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio_util::codec::Decoder;
 
+use crate::buggify::{self, Site};
 use crate::protocol::{FrameDecoder, FrameError};
 
 /// Most bytes read at once while no partial frame is buffered. Such a read
@@ -175,7 +176,11 @@ fn poll_read_copied<R: AsyncRead + Unpin>(
     context: &mut Context<'_>,
 ) -> Poll<std::io::Result<usize>> {
     let mut chunk = [MaybeUninit::<u8>::uninit(); READ_IDLE_BYTES_MAX];
-    let mut chunk = ReadBuf::uninit(&mut chunk);
+    let mut limit = READ_IDLE_BYTES_MAX;
+    if buggify::fire(Site::ShortRead) {
+        limit = 1 + buggify::below(16) as usize; // a few bytes, as a slow link gives
+    }
+    let mut chunk = ReadBuf::uninit(&mut chunk[..limit]);
     ready!(Pin::new(reader).poll_read(context, &mut chunk))?;
     buffer.extend_from_slice(chunk.filled());
     Poll::Ready(Ok(chunk.filled().len()))

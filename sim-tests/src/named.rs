@@ -56,6 +56,7 @@ fn scenario(
         fault_counts,
         durable: true,
         adversaries: Vec::new(),
+        buggify: (Vec::new(), 0),
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use chat_core::session::Line;
 
+use chat_core::buggify::Site;
+
 use crate::adversary::FRAME_KINDS;
 use crate::oracle::{self, Verdict, Violation};
 use crate::scenario::{FaultKind, Scenario};
@@ -135,6 +137,8 @@ pub struct Summary {
     pub faults: BTreeMap<FaultKind, usize>,
     /// Mechanism counts, by the names in [`MECHANISMS`].
     pub mechanisms: BTreeMap<&'static str, u64>,
+    /// How often each fault site of the drivers fired.
+    pub sites_fired: BTreeMap<Site, u64>,
     /// Frames the adversaries sent, by kind (see [`FRAME_KINDS`]).
     pub frames_sent: BTreeMap<String, u64>,
     /// Individual checks that ran.
@@ -161,6 +165,9 @@ impl Summary {
         for (name, count) in mechanism_counts(observations) {
             *self.mechanisms.entry(name).or_insert(0) += count;
         }
+        for (site, count) in &observations.buggify_fired {
+            *self.sites_fired.entry(*site).or_insert(0) += count;
+        }
         for conversation in &observations.adversaries {
             for (_, kind) in &conversation.sent {
                 *self.frames_sent.entry(kind.clone()).or_insert(0) += 1;
@@ -180,6 +187,9 @@ impl Summary {
         for (name, count) in other.mechanisms {
             *self.mechanisms.entry(name).or_insert(0) += count;
         }
+        for (site, count) in other.sites_fired {
+            *self.sites_fired.entry(site).or_insert(0) += count;
+        }
         for (kind, count) in other.frames_sent {
             *self.frames_sent.entry(kind).or_insert(0) += count;
         }
@@ -197,7 +207,11 @@ impl Summary {
             .into_iter()
             .filter(|kind| self.frames_sent.get(*kind).copied().unwrap_or(0) == 0)
             .map(|kind| format!("adversary frames: {kind}"));
-        mechanisms.chain(frames).collect()
+        let sites = Site::ALL
+            .into_iter()
+            .filter(|site| self.sites_fired.get(site).copied().unwrap_or(0) == 0)
+            .map(|site| format!("fault site: {}", site.name()));
+        mechanisms.chain(frames).chain(sites).collect()
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use chat_core::buggify::{self, Site};
 use chat_core::client::{self, ClientConfig, Ui};
 use chat_core::protocol::{self, Seq, ServerFrame};
 use chat_core::room::{MemberId, Notice, RoomConfig, RoomId, Stats};
@@ -152,6 +153,8 @@ pub struct Observations {
     pub queue_bytes_max: usize,
     /// Every adversary episode's conversation, by host then time.
     pub adversaries: Vec<Conversation>,
+    /// How often each fault site of the drivers fired.
+    pub buggify_fired: BTreeMap<Site, u64>,
 }
 
 /// The server's configuration in simulations: production timeouts, small
@@ -192,6 +195,8 @@ pub fn run(scenario: &Scenario) -> Observations {
 /// if the run panics.
 pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
     let _subscriber = tracing::subscriber::set_default(trace::subscriber(buffer.clone()));
+    let (sites, sites_seed) = &scenario.buggify;
+    buggify::enable(sites, *sites_seed);
     let mut sim = build_sim(scenario);
     let server_record: Shared<ServerRecord> = Shared::default();
     let handles: Shared<Vec<ServerHandle>> = Shared::default();
@@ -217,6 +222,7 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         })
         .collect();
     let faults_applied = steps::step_loop(&mut sim, scenario, &clients, &server_record, &disk);
+    let buggify_fired = buggify::disable();
     let simulated = sim.elapsed();
     assert!(
         simulated >= scenario.end(),
@@ -246,6 +252,7 @@ pub fn run_traced(scenario: &Scenario, buffer: &TraceBuffer) -> Observations {
         session_config: ClientConfig::new("", "").session,
         queue_bytes_max: config.queue_bytes_max,
         adversaries,
+        buggify_fired,
     }
 }
 

@@ -32,6 +32,7 @@ pub use connection::LINGER;
 pub use start::{Keeping, Start, open, wal_config};
 pub use state::Observed;
 
+use crate::buggify::{self, Site};
 use crate::room::{ConnectionId, RestoreError, RoomConfig, Rooms, Stats};
 use crate::store::StoreError;
 use state::ServerState;
@@ -245,7 +246,19 @@ async fn accept_loop<N: Network>(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    // Bounded by the shutdown future: each pass accepts one connection or
+    // backs off after a failure.
     loop {
+        if buggify::fire(Site::AcceptFails) {
+            // As when out of file descriptors: the connection waits in the
+            // backlog while the server backs off.
+            tracing::warn!(
+                "Accepting failed (a simulated fault); accepting again in {:?}.",
+                shared.config.accept_backoff
+            );
+            tokio::time::sleep(shared.config.accept_backoff).await;
+            continue;
+        }
         let accepted = tokio::select! {
             biased;
             () = &mut shutdown => return,
@@ -279,7 +292,13 @@ async fn tick_loop(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            _ = ticks.tick() => shared.handle(|rooms, now| rooms.handle_tick(now)),
+            _ = ticks.tick() => {
+                if buggify::fire(Site::DelayedTick) {
+                    let late = Duration::from_millis(buggify::below(500));
+                    tokio::time::sleep(late).await;
+                }
+                shared.handle(|rooms, now| rooms.handle_tick(now));
+            }
         }
     }
 }

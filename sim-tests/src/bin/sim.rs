@@ -191,6 +191,14 @@ fn print_summary(summary: &Summary, started: Instant, jobs: usize) {
             summary.mechanisms.get(name).copied().unwrap_or(0)
         );
     }
+    println!("  fault sites fired (BUGGIFY)");
+    for site in chat_core::buggify::Site::ALL {
+        println!(
+            "    {:34} {}",
+            site.name(),
+            summary.sites_fired.get(&site).copied().unwrap_or(0)
+        );
+    }
     println!("  adversary frames sent, by kind");
     for kind in sim_tests::adversary::FRAME_KINDS {
         println!(

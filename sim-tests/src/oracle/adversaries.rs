@@ -319,6 +319,7 @@ impl Checker<'_> {
                 conversation.received[start..]
                     .iter()
                     .map(|(_, frame)| frame)
+                    .filter(|frame| !matches!(frame, ServerFrame::Heartbeat))
                     .collect()
             })
             .unwrap_or_default();

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use chat_core::buggify::Site;
+
 use crate::adversary::{self, AdversaryScript};
 pub use crate::seeds::stream;
 
@@ -252,6 +254,9 @@ pub struct Scenario {
     /// Raw-protocol clients and their episodes (none in most named
     /// scenarios).
     pub adversaries: Vec<AdversaryScript>,
+    /// The fault sites of the drivers this run enables (none in named
+    /// scenarios), and the seed of their choices.
+    pub buggify: (Vec<Site>, u64),
 }
 
 impl Scenario {
@@ -290,6 +295,11 @@ impl Scenario {
         }
         faults.sort_by_key(|(at, _)| *at);
         let adversaries = draw_adversaries(seed, &clients, active);
+        let mut sites_rng = stream(seed, "buggify");
+        let sites = Site::ALL
+            .into_iter()
+            .filter(|_| sites_rng.random_bool(0.5))
+            .collect();
         Scenario {
             seed,
             name: None,
@@ -304,6 +314,7 @@ impl Scenario {
             fault_counts,
             durable: true,
             adversaries,
+            buggify: (sites, sites_rng.random()),
         }
     }
 }
