@@ -19,6 +19,7 @@ pub mod oracle;
 pub mod scenario;
 pub mod seeds;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;
 pub mod transcript;
 pub mod world;
