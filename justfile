@@ -22,10 +22,10 @@ sim seeds="300" *flags:
     cargo build --quiet --profile sim -p sim-tests --bin sim
     target/sim/sim sweep --seeds {{seeds}} {{flags}}
 
-# Replay one seed with its full trace, the users' screens and the verdict.
-sim-seed seed:
+# Replay one seed: a legend, its faults on one timeline, the users' screens, every property's verdict (--trace: the whole trace).
+sim-seed seed *flags:
     cargo build --quiet --profile sim -p sim-tests --bin sim
-    target/sim/sim seed {{seed}}
+    target/sim/sim seed {{seed}} {{flags}}
 
 # Plant each deliberate bug in turn; the oracle must catch each within 200 seeds.
 sim-planted:

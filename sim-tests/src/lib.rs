@@ -16,6 +16,7 @@ pub mod adversary;
 pub mod named;
 pub mod net;
 pub mod oracle;
+pub mod report;
 pub mod scenario;
 pub mod seeds;
 pub mod sweep;

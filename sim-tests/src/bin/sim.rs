@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use sim_tests::scenario::FaultKind;
 use sim_tests::sweep::{self, MECHANISMS, SeedResult, Summary};
-use sim_tests::{oracle, transcript};
+use sim_tests::{oracle, report, transcript};
 
 /// Deterministic simulation of the chat: sweeps, replays, planted bugs.
 #[derive(Parser)]
@@ -35,11 +35,18 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
-    /// Run one seed and print its full trace, the users' screens and the
-    /// verdict.
+    /// Run one seed and print a report a newcomer can read: a legend, the
+    /// run at a glance, every fault on one timeline, each user's screen,
+    /// every property with its verdict, the fingerprint, and the trace
+    /// around the earliest violation. Exits non-zero when a property
+    /// failed.
     Seed {
         /// The seed.
         seed: u64,
+        /// Print the whole trace at the end, not only the lines around the
+        /// earliest violation.
+        #[arg(long)]
+        trace: bool,
     },
     /// Print the fingerprint (hash of trace and transcripts) of each seed.
     Fingerprint {
@@ -68,7 +75,13 @@ fn main() -> ExitCode {
             jobs.unwrap_or_else(sweep::default_jobs),
             require_mechanisms,
         ),
-        Command::Seed { seed } => replay(seed),
+        Command::Seed { seed, trace } => {
+            let options = report::Options {
+                full_trace: trace,
+                planted: None,
+            };
+            replay(seed, &options)
+        }
         Command::Fingerprint { seeds } => {
             for seed in seeds {
                 let result = sweep::run_seed(seed);
@@ -201,26 +214,16 @@ fn print_summary(summary: &Summary, started: Instant, jobs: usize) {
     }
 }
 
-fn replay(seed: u64) -> ExitCode {
+fn replay(seed: u64, options: &report::Options) -> ExitCode {
     let result = sweep::run_seed(seed);
-    println!("--- trace of seed {seed}");
-    println!("{}", result.trace);
-    if let Some(observations) = &result.observations {
-        println!("--- timed transcripts");
-        println!("{}", transcript::timed(observations));
-        println!(
-            "--- fingerprint {:016x}",
-            transcript::fingerprint(observations)
-        );
-    }
+    print!("{}", report::report(&result, options));
+    verdict_code(&result)
+}
+
+fn verdict_code(result: &SeedResult) -> ExitCode {
     if result.passed() {
-        println!(
-            "--- seed {seed}: every property held ({} checks)",
-            result.verdict.check_count()
-        );
         ExitCode::SUCCESS
     } else {
-        eprint!("{}", sweep::failure_report(&result));
         ExitCode::FAILURE
     }
 }
