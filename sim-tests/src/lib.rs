@@ -19,6 +19,7 @@ pub mod oracle;
 pub mod report;
 pub mod scenario;
 pub mod seeds;
+pub mod svg;
 pub mod sweep;
 pub mod timeline;
 pub mod trace;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use sim_tests::scenario::FaultKind;
 use sim_tests::sweep::{self, MECHANISMS, SeedResult, Summary};
-use sim_tests::{oracle, report, transcript};
+use sim_tests::{oracle, report, svg, transcript};
 
 /// Deterministic simulation of the chat: sweeps, replays, planted bugs.
 #[derive(Parser)]
@@ -47,6 +47,15 @@ enum Command {
         /// earliest violation.
         #[arg(long)]
         trace: bool,
+        /// Draw the run as an SVG picture into this file (a lane per host
+        /// over time, faults as bands, messages as lines, violations in
+        /// red) and print the verdict instead of the report.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
+        /// Switch on this planted bug for the run (needs a build with
+        /// `--cfg chat_planted`; `sim planted` lists them).
+        #[arg(long, value_name = "BUG")]
+        planted: Option<String>,
     },
     /// Print the fingerprint (hash of trace and transcripts) of each seed.
     Fingerprint {
@@ -75,12 +84,26 @@ fn main() -> ExitCode {
             jobs.unwrap_or_else(sweep::default_jobs),
             require_mechanisms,
         ),
-        Command::Seed { seed, trace } => {
+        Command::Seed {
+            seed,
+            trace,
+            svg,
+            planted,
+        } => {
+            if let Some(bug) = &planted
+                && let Err(message) = planted::activate(bug)
+            {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
             let options = report::Options {
                 full_trace: trace,
-                planted: None,
+                planted,
             };
-            replay(seed, &options)
+            match svg {
+                Some(path) => draw(seed, &path, &options),
+                None => replay(seed, &options),
+            }
         }
         Command::Fingerprint { seeds } => {
             for seed in seeds {
@@ -228,6 +251,42 @@ fn verdict_code(result: &SeedResult) -> ExitCode {
     }
 }
 
+/// Writes the picture of `seed` to `path`; prints the verdict.
+fn draw(seed: u64, path: &std::path::Path, options: &report::Options) -> ExitCode {
+    let result = sweep::run_seed(seed);
+    let Some(observations) = &result.observations else {
+        eprint!("{}", sweep::failure_report(&result));
+        eprintln!("nothing to draw: the run panicked before it finished");
+        return ExitCode::FAILURE;
+    };
+    let picture = svg::picture(observations, &result.verdict, options.planted.as_deref());
+    if let Err(error) = std::fs::write(path, picture) {
+        eprintln!("could not write {}: {error}", path.display());
+        return ExitCode::from(2);
+    }
+    if result.passed() {
+        println!(
+            "seed {seed}: every property held ({} checks)",
+            result.verdict.check_count()
+        );
+    } else {
+        let planted = options
+            .planted
+            .as_ref()
+            .map_or_else(String::new, |bug| format!(" --planted {bug}"));
+        println!(
+            "seed {seed}: FAILED, {} violation(s); the earliest of each property broken \
+             (`sim seed {seed}{planted}` explains them all):",
+            result.verdict.violations.len()
+        );
+        for violation in result.verdict.earliest_per_property() {
+            println!("  {violation}");
+        }
+    }
+    println!("drew seed {seed} into {}", path.display());
+    verdict_code(&result)
+}
+
 #[cfg(chat_planted)]
 mod planted {
     use std::process::ExitCode;
@@ -259,7 +318,7 @@ mod planted {
     pub fn run(max_seeds: u64) -> ExitCode {
         super::quiet_panics();
         let mut all_caught = true;
-        println!("planted bug            expected property      seeds until caught");
+        println!("planted bug            expected property      seeds until caught  (the seed)");
         for bug in Bug::ALL {
             planted::activate(Some(bug));
             let property = expected_property(bug);
@@ -279,7 +338,12 @@ mod planted {
                 !hit
             });
             match caught {
-                Some(seed) => println!("{:22} {:22} {}", bug.name(), property, seed + 1),
+                Some(seed) => println!(
+                    "{:22} {:22} {:<19} (seed {seed})",
+                    bug.name(),
+                    property,
+                    seed + 1
+                ),
                 None => {
                     all_caught = false;
                     println!(
@@ -291,10 +355,32 @@ mod planted {
             }
         }
         planted::activate(None);
+        println!(
+            "replay one: target/planted/sim/sim seed SEED --planted BUG; \
+             draw it: just sim-planted-svg BUG SEED FILE"
+        );
         if all_caught {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
+        }
+    }
+
+    /// Switches on the planted bug called `name` for this process.
+    pub fn activate(name: &str) -> Result<(), String> {
+        let bug = Bug::ALL.into_iter().find(|bug| bug.name() == name);
+        match bug {
+            Some(bug) => {
+                planted::activate(Some(bug));
+                Ok(())
+            }
+            None => {
+                let names: Vec<&str> = Bug::ALL.iter().map(|bug| bug.name()).collect();
+                Err(format!(
+                    "no planted bug is called {name:?}; there are: {}",
+                    names.join(", ")
+                ))
+            }
         }
     }
 }
@@ -302,6 +388,14 @@ mod planted {
 #[cfg(not(chat_planted))]
 mod planted {
     use std::process::ExitCode;
+
+    pub fn activate(_name: &str) -> Result<(), String> {
+        Err(
+            "this build has no planted bugs: build with --cfg chat_planted \
+             (`just sim-planted-svg BUG SEED FILE` does)"
+                .to_owned(),
+        )
+    }
 
     pub fn run(_max_seeds: u64) -> ExitCode {
         eprintln!(

@@ -28,6 +28,7 @@ use chat_core::protocol::Seq;
 
 use crate::world::Observations;
 use model::Model;
+pub(crate) use outcomes::typed_message;
 
 /// A property the oracle checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
