@@ -251,7 +251,10 @@ fn planned_fault(observations: &Observations, at: Duration, event: &FaultEvent) 
         FaultEvent::Crash { .. } => (
             Until::RunEnd,
             FaultKind::Crash,
-            format!("client crash: {client}'s host crashes for good"),
+            format!(
+                "client crash: {client}'s host crashes for good{}",
+                crash_note(observations, place)
+            ),
         ),
         FaultEvent::ServerCrash { .. }
         | FaultEvent::DiskError { .. }
@@ -264,6 +267,23 @@ fn planned_fault(observations: &Observations, at: Duration, event: &FaultEvent) 
         kind: Kind::Fault(kind),
         what,
         label: fault_label(kind).to_owned(),
+    }
+}
+
+/// What a client crash struck: the step loop crashes only a host that is
+/// still running, and one whose client runs have all ended is not.
+fn crash_note(observations: &Observations, place: Place) -> &'static str {
+    let Place::Lane(Lane::Client(index)) = place else {
+        return "";
+    };
+    let crashed = observations
+        .clients
+        .get(index)
+        .is_some_and(|client| client.crashed_at.is_some());
+    if crashed {
+        ""
+    } else {
+        " (nothing to crash: its client had already ended)"
     }
 }
 
