@@ -22,15 +22,25 @@ sim seeds="300" *flags:
     cargo build --quiet --profile sim -p sim-tests --bin sim
     target/sim/sim sweep --seeds {{seeds}} {{flags}}
 
-# Replay one seed with its full trace, the users' screens and the verdict.
-sim-seed seed:
+# Replay one seed: a legend, its faults on one timeline, the users' screens, every property's verdict (--trace: the whole trace).
+sim-seed seed *flags:
     cargo build --quiet --profile sim -p sim-tests --bin sim
-    target/sim/sim seed {{seed}}
+    target/sim/sim seed {{seed}} {{flags}}
+
+# Draw one seed as an SVG picture: a lane per host over time, faults as bands, messages as lines, the violation in red.
+sim-svg seed file:
+    cargo build --quiet --profile sim -p sim-tests --bin sim
+    -target/sim/sim seed {{seed}} --svg {{file}}
 
 # Plant each deliberate bug in turn; the oracle must catch each within 200 seeds.
 sim-planted:
     RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
     target/planted/sim/sim planted --max-seeds 200
+
+# Draw the seed that catches a planted bug (names and seeds: `just sim-planted`).
+sim-planted-svg bug seed file:
+    RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
+    -target/planted/sim/sim seed {{seed}} --planted {{bug}} --svg {{file}}
 
 # Our server under load, alone: the five scenarios, one table.
 bench *flags:

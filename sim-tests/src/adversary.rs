@@ -101,6 +101,67 @@ impl Episode {
             Episode::NeverReads => "adversary readers that never read",
         }
     }
+
+    /// What it does, in a phrase, for reports.
+    pub fn summary(&self) -> String {
+        match self {
+            Episode::PipelinedRefusal => {
+                "a send before any hello, then a hello and a join, in one write".to_owned()
+            }
+            Episode::AfterQuit => "hello, join, a send, quit, and a send after the quit".to_owned(),
+            Episode::AfterLeave => {
+                "hello, join, a send, a leave, and a send to the room left".to_owned()
+            }
+            Episode::EveryFrame => "every kind of frame, pipelined in one write".to_owned(),
+            Episode::SecondHello => "hello, join, then a second hello".to_owned(),
+            Episode::Garbage(Garbage::Http) => "garbage: an HTTP request".to_owned(),
+            Episode::Garbage(Garbage::Latin1) => "garbage: a hello that is not UTF-8".to_owned(),
+            Episode::Garbage(Garbage::Oversized) => {
+                "garbage: a frame longer than the limit".to_owned()
+            }
+            Episode::Garbage(Garbage::UnknownType) => "garbage: JSON of no frame type".to_owned(),
+            Episode::ByteByByte => "hello, join and a send, one byte at a time".to_owned(),
+            Episode::GuessedResume { victim } => {
+                format!("a resume of {victim}'s session with a guessed token")
+            }
+            Episode::ExpiredResume => {
+                "a session that quits, then resumes with its dead token and another incarnation"
+                    .to_owned()
+            }
+            Episode::IdAbuse => {
+                "message ids misused: a retry with other text, 0, too high, stale".to_owned()
+            }
+            Episode::Flood { count } => format!("a flood of {count} messages at once"),
+            Episode::Silent { trickle: false } => "connects and never says hello".to_owned(),
+            Episode::Silent { trickle: true } => {
+                "connects and trickles a hello, one byte a second".to_owned()
+            }
+            Episode::HalfClose => "hello, join, then closes its writing side".to_owned(),
+            Episode::ResetMidFrame => "hello, join, half a frame, then a reset".to_owned(),
+            Episode::NeverReads => "hello, join, long messages, and never reads".to_owned(),
+        }
+    }
+
+    /// A word or two for a picture's band.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Episode::PipelinedRefusal => "refusal",
+            Episode::AfterQuit => "after quit",
+            Episode::AfterLeave => "after leave",
+            Episode::EveryFrame => "every frame",
+            Episode::SecondHello => "2nd hello",
+            Episode::Garbage(_) => "garbage",
+            Episode::ByteByByte => "byte by byte",
+            Episode::GuessedResume { .. } => "guessed resume",
+            Episode::ExpiredResume => "expired resume",
+            Episode::IdAbuse => "id abuse",
+            Episode::Flood { .. } => "flood",
+            Episode::Silent { .. } => "silent",
+            Episode::HalfClose => "half-close",
+            Episode::ResetMidFrame => "reset",
+            Episode::NeverReads => "never reads",
+        }
+    }
 }
 
 /// Kinds of garbage.
@@ -701,7 +762,7 @@ pub fn describe(conversation: &Conversation) -> Vec<String> {
 }
 
 /// A frame in a few words: its kind and what identifies it.
-fn frame_summary(frame: &ServerFrame) -> String {
+pub fn frame_summary(frame: &ServerFrame) -> String {
     match frame {
         ServerFrame::Welcome { nick, resumed, .. } => {
             format!("welcome {nick} (resumed: {resumed})")

@@ -282,7 +282,7 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
 }
 
 /// The report for a failed seed: the property, the seed, the one command
-/// that replays it, and the end of its trace.
+/// that replays it and the one that draws it, and the end of its trace.
 pub fn failure_report(result: &SeedResult) -> String {
     let mut report = String::new();
     match (&result.panic, result.first_violation()) {
@@ -297,6 +297,10 @@ pub fn failure_report(result: &SeedResult) -> String {
         (None, None) => return report,
     }
     report.push_str(&format!("replay it with: just sim-seed {}\n", result.seed));
+    report.push_str(&format!(
+        "draw it with:   just sim-svg {seed} target/sim/seed-{seed}.svg\n",
+        seed = result.seed
+    ));
     report.push_str("--- last lines of its trace\n");
     report.push_str(&result.trace_tail(40));
     report.push('\n');

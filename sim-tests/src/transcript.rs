@@ -59,13 +59,39 @@ pub fn screens(observations: &Observations) -> String {
 }
 
 /// A line cut to a readable width (the simulation's long filler messages).
-fn abridged(line: &str) -> String {
+pub fn abridged(line: &str) -> String {
     const WIDTH: usize = 100;
     if line.chars().count() <= WIDTH {
         return line.to_owned();
     }
     let cut: String = line.chars().take(WIDTH).collect();
     format!("{cut}... ({} characters)", line.chars().count())
+}
+
+/// Filler runs of `~` (what makes the simulation's messages long) as
+/// `~×N`, then [`abridged`]: what a report shows of a line.
+pub fn shortened(line: &str) -> String {
+    const FILLER_SHOWN: usize = 3;
+    let mut text = String::with_capacity(line.len().min(200));
+    let mut run = 0;
+    let flush = |text: &mut String, run: usize| match run {
+        0 => {}
+        1..=FILLER_SHOWN => text.push_str(&"~".repeat(run)),
+        _ => {
+            let _ = write!(text, "~×{run}");
+        }
+    };
+    for character in line.chars() {
+        if character == '~' {
+            run += 1;
+            continue;
+        }
+        flush(&mut text, run);
+        run = 0;
+        text.push(character);
+    }
+    flush(&mut text, run);
+    abridged(&text)
 }
 
 /// Every screen with the simulated time of each line, and every room event:

@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use sim_tests::scenario::FaultKind;
 use sim_tests::sweep::{self, MECHANISMS, SeedResult, Summary};
-use sim_tests::{oracle, transcript};
+use sim_tests::{oracle, report, svg, transcript};
 
 /// Deterministic simulation of the chat: sweeps, replays, planted bugs.
 #[derive(Parser)]
@@ -35,11 +35,27 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
-    /// Run one seed and print its full trace, the users' screens and the
-    /// verdict.
+    /// Run one seed and print a report a newcomer can read: a legend, the
+    /// run at a glance, every fault on one timeline, each user's screen,
+    /// every property with its verdict, the fingerprint, and the trace
+    /// around the earliest violation. Exits non-zero when a property
+    /// failed.
     Seed {
         /// The seed.
         seed: u64,
+        /// Print the whole trace at the end, not only the lines around the
+        /// earliest violation.
+        #[arg(long)]
+        trace: bool,
+        /// Draw the run as an SVG picture into this file (a lane per host
+        /// over time, faults as bands, messages as lines, violations in
+        /// red) and print the verdict instead of the report.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
+        /// Switch on this planted bug for the run (needs a build with
+        /// `--cfg chat_planted`; `sim planted` lists them).
+        #[arg(long, value_name = "BUG")]
+        planted: Option<String>,
     },
     /// Print the fingerprint (hash of trace and transcripts) of each seed.
     Fingerprint {
@@ -68,7 +84,27 @@ fn main() -> ExitCode {
             jobs.unwrap_or_else(sweep::default_jobs),
             require_mechanisms,
         ),
-        Command::Seed { seed } => replay(seed),
+        Command::Seed {
+            seed,
+            trace,
+            svg,
+            planted,
+        } => {
+            if let Some(bug) = &planted
+                && let Err(message) = planted::activate(bug)
+            {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+            let options = report::Options {
+                full_trace: trace,
+                planted,
+            };
+            match svg {
+                Some(path) => draw(seed, &path, &options),
+                None => replay(seed, &options),
+            }
+        }
         Command::Fingerprint { seeds } => {
             for seed in seeds {
                 let result = sweep::run_seed(seed);
@@ -217,28 +253,54 @@ fn print_summary(summary: &Summary, started: Instant, jobs: usize) {
     }
 }
 
-fn replay(seed: u64) -> ExitCode {
+fn replay(seed: u64, options: &report::Options) -> ExitCode {
     let result = sweep::run_seed(seed);
-    println!("--- trace of seed {seed}");
-    println!("{}", result.trace);
-    if let Some(observations) = &result.observations {
-        println!("--- timed transcripts");
-        println!("{}", transcript::timed(observations));
-        println!(
-            "--- fingerprint {:016x}",
-            transcript::fingerprint(observations)
-        );
+    print!("{}", report::report(&result, options));
+    verdict_code(&result)
+}
+
+fn verdict_code(result: &SeedResult) -> ExitCode {
+    if result.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Writes the picture of `seed` to `path`; prints the verdict.
+fn draw(seed: u64, path: &std::path::Path, options: &report::Options) -> ExitCode {
+    let result = sweep::run_seed(seed);
+    let Some(observations) = &result.observations else {
+        eprint!("{}", sweep::failure_report(&result));
+        eprintln!("nothing to draw: the run panicked before it finished");
+        return ExitCode::FAILURE;
+    };
+    let picture = svg::picture(observations, &result.verdict, options.planted.as_deref());
+    if let Err(error) = std::fs::write(path, picture) {
+        eprintln!("could not write {}: {error}", path.display());
+        return ExitCode::from(2);
     }
     if result.passed() {
         println!(
-            "--- seed {seed}: every property held ({} checks)",
+            "seed {seed}: every property held ({} checks)",
             result.verdict.check_count()
         );
-        ExitCode::SUCCESS
     } else {
-        eprint!("{}", sweep::failure_report(&result));
-        ExitCode::FAILURE
+        let planted = options
+            .planted
+            .as_ref()
+            .map_or_else(String::new, |bug| format!(" --planted {bug}"));
+        println!(
+            "seed {seed}: FAILED, {} violation(s); the earliest of each property broken \
+             (`sim seed {seed}{planted}` explains them all):",
+            result.verdict.violations.len()
+        );
+        for violation in result.verdict.earliest_per_property() {
+            println!("  {violation}");
+        }
     }
+    println!("drew seed {seed} into {}", path.display());
+    verdict_code(&result)
 }
 
 #[cfg(chat_planted)]
@@ -272,7 +334,7 @@ mod planted {
     pub fn run(max_seeds: u64) -> ExitCode {
         super::quiet_panics();
         let mut all_caught = true;
-        println!("planted bug            expected property      seeds until caught");
+        println!("planted bug            expected property      seeds until caught  (the seed)");
         for bug in Bug::ALL {
             planted::activate(Some(bug));
             let property = expected_property(bug);
@@ -292,7 +354,12 @@ mod planted {
                 !hit
             });
             match caught {
-                Some(seed) => println!("{:22} {:22} {}", bug.name(), property, seed + 1),
+                Some(seed) => println!(
+                    "{:22} {:22} {:<19} (seed {seed})",
+                    bug.name(),
+                    property,
+                    seed + 1
+                ),
                 None => {
                     all_caught = false;
                     println!(
@@ -304,10 +371,32 @@ mod planted {
             }
         }
         planted::activate(None);
+        println!(
+            "replay one: target/planted/sim/sim seed SEED --planted BUG; \
+             draw it: just sim-planted-svg BUG SEED FILE"
+        );
         if all_caught {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
+        }
+    }
+
+    /// Switches on the planted bug called `name` for this process.
+    pub fn activate(name: &str) -> Result<(), String> {
+        let bug = Bug::ALL.into_iter().find(|bug| bug.name() == name);
+        match bug {
+            Some(bug) => {
+                planted::activate(Some(bug));
+                Ok(())
+            }
+            None => {
+                let names: Vec<&str> = Bug::ALL.iter().map(|bug| bug.name()).collect();
+                Err(format!(
+                    "no planted bug is called {name:?}; there are: {}",
+                    names.join(", ")
+                ))
+            }
         }
     }
 }
@@ -315,6 +404,14 @@ mod planted {
 #[cfg(not(chat_planted))]
 mod planted {
     use std::process::ExitCode;
+
+    pub fn activate(_name: &str) -> Result<(), String> {
+        Err(
+            "this build has no planted bugs: build with --cfg chat_planted \
+             (`just sim-planted-svg BUG SEED FILE` does)"
+                .to_owned(),
+        )
+    }
 
     pub fn run(_max_seeds: u64) -> ExitCode {
         eprintln!(

@@ -28,6 +28,7 @@ use chat_core::protocol::Seq;
 
 use crate::world::Observations;
 use model::Model;
+pub(crate) use outcomes::typed_message;
 
 /// A property the oracle checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -231,6 +232,34 @@ impl Verdict {
     /// Every check, all properties together.
     pub fn check_count(&self) -> usize {
         self.checks.values().sum()
+    }
+
+    /// The violation that happened first in simulated time (one without a
+    /// time after every timed one; the report's order among equals): where
+    /// to start reading a failure, since later ones are often its echoes.
+    pub fn earliest(&self) -> Option<&Violation> {
+        self.violations
+            .iter()
+            .min_by_key(|violation| (violation.at.is_none(), violation.at))
+    }
+
+    /// The earliest violation of each broken property, in time order.
+    pub fn earliest_per_property(&self) -> Vec<&Violation> {
+        let mut earliest: BTreeMap<Property, &Violation> = BTreeMap::new();
+        for violation in &self.violations {
+            let key = |violation: &Violation| (violation.at.is_none(), violation.at);
+            earliest
+                .entry(violation.property)
+                .and_modify(|held| {
+                    if key(violation) < key(held) {
+                        *held = violation;
+                    }
+                })
+                .or_insert(violation);
+        }
+        let mut firsts: Vec<&Violation> = earliest.into_values().collect();
+        firsts.sort_by_key(|violation| (violation.at.is_none(), violation.at));
+        firsts
     }
 }
 

@@ -27,7 +27,7 @@ const RESTART_WINDOW: Duration = Duration::from_secs(5);
 
 /// The text of a message a typed line sends, if it sends one (a command's
 /// argument loses the white space around it, as the client trims it).
-fn typed_message(line: &str) -> Option<&str> {
+pub(crate) fn typed_message(line: &str) -> Option<&str> {
     if let Some(rest) = line.strip_prefix("/msg ") {
         return rest
             .trim()

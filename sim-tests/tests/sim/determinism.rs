@@ -1,5 +1,6 @@
-//! The same seed gives a byte-identical trace and transcripts, even in
-//! another process (where, for one, `HashMap` iteration order differs).
+//! The same seed gives a byte-identical trace and transcripts, and the same
+//! report, even in another process (where, for one, `HashMap` iteration
+//! order differs).
 
 use std::process::Command;
 
@@ -54,4 +55,37 @@ fn the_same_seed_twice_in_one_process_gives_the_same_trace() {
         "the trace records the run"
     );
     assert_eq!(first.trace, second.trace);
+}
+
+/// Runs `sim seed SEED` in a fresh process; returns what it printed.
+fn report(seed: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["seed", seed])
+        .output()
+        .expect("run the sim binary");
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn the_report_of_a_seed_is_the_same_in_two_processes() {
+    let first = report("3");
+    assert_eq!(first, report("3"), "two reports of seed 3 differ");
+    for section in [
+        "How to read this report",
+        "== 1. the run at a glance",
+        "== 2. faults and restarts",
+        "== 3. screens",
+        "== 4. properties",
+        "== 5. fingerprint",
+        "== 6. trace",
+    ] {
+        assert!(first.contains(section), "no {section:?} in:\n{first}");
+    }
+    let result = sim_tests::sweep::run_seed(3);
+    let observations = result.observations.as_ref().expect("seed 3 runs");
+    let fingerprint = sim_tests::transcript::fingerprint(observations);
+    assert!(
+        first.contains(&format!("== 5. fingerprint {fingerprint:016x}")),
+        "the report shows the run's fingerprint"
+    );
 }

@@ -1,10 +1,12 @@
 //! The simulation's own tests: named scenarios reviewed as snapshots,
-//! determinism across processes, and proof that the oracle can fail.
+//! determinism across processes, proof that the oracle can fail, and the
+//! picture of a run.
 
 mod determinism;
 mod oracle_checks;
 mod regressions;
 mod scenarios;
+mod svg;
 
 use std::path::PathBuf;
 
