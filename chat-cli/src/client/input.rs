@@ -5,7 +5,16 @@
 //! once). On a terminal, rustyline edits the line and prints incoming lines
 //! above it; it owns Ctrl-Z (the terminal is restored while the client is
 //! stopped and raw mode comes back after `fg`) and keeps the history the
-//! arrow keys walk. Ctrl-C asks to leave (like `.exit`), Ctrl-D ends the
+//! arrow keys walk.
+//!
+//! Ctrl-Z needs one thing from us: rustyline stops the process with
+//! `kill(0, SIGTSTP)` and turns raw mode back on as soon as that call
+//! returns. In a process with several threads the kernel may hand the
+//! signal to another thread, and the reading thread then returns from
+//! `kill` and turns raw mode back on *before* the process stops; the shell
+//! then puts the terminal back in cooked mode, and after `fg` arrow keys
+//! print `^[[D`. So every other thread blocks SIGTSTP: the reading thread
+//! is the only one that can take it, and it stops inside `kill` itself. Ctrl-C asks to leave (like `.exit`), Ctrl-D ends the
 //! input. Otherwise lines are read plainly, and only the nickname question
 //! is shown as a prompt.
 //!
@@ -50,6 +59,40 @@ mod terminal {
     pub fn restore(_saved: Option<()>) {}
 }
 
+/// Which thread takes SIGTSTP (Ctrl-Z); see the module docs.
+#[cfg(unix)]
+mod suspension {
+    use nix::sys::signal::{SigSet, Signal};
+
+    fn stop_signal() -> SigSet {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTSTP);
+        set
+    }
+
+    /// This thread, and the threads it starts from now on, leave SIGTSTP
+    /// to the reading thread.
+    pub fn leave_to_reader() {
+        if let Err(error) = stop_signal().thread_block() {
+            tracing::debug!(%error, "cannot block SIGTSTP");
+        }
+    }
+
+    /// This thread (the reading one) takes SIGTSTP.
+    pub fn take_in_reader() {
+        if let Err(error) = stop_signal().thread_unblock() {
+            tracing::debug!(%error, "cannot unblock SIGTSTP");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod suspension {
+    pub fn leave_to_reader() {}
+
+    pub fn take_in_reader() {}
+}
+
 /// Where incoming lines are printed.
 enum Screen {
     /// Above the line being edited, while one is.
@@ -86,7 +129,13 @@ impl Keyboard {
             Some((Ok(printer), editor)) => {
                 let reading = Arc::new(AtomicBool::new(false));
                 let flag = reading.clone();
-                std::thread::spawn(move || read_edited(editor, &asked, &lines, &flag));
+                // Before any other thread exists (the async runtime starts
+                // later, and its threads inherit the mask).
+                suspension::leave_to_reader();
+                std::thread::spawn(move || {
+                    suspension::take_in_reader();
+                    read_edited(editor, &asked, &lines, &flag);
+                });
                 Screen::Editor {
                     printer: Box::new(printer),
                     reading,
