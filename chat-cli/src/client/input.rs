@@ -159,10 +159,10 @@ impl Keyboard {
         match &mut self.screen {
             Screen::Editor { printer, reading } if reading.load(Ordering::SeqCst) => {
                 if printer.print(format!("{text}\n")).is_err() {
-                    println!("{text}");
+                    write_out(format_args!("{text}\n"));
                 }
             }
-            _ => println!("{text}"),
+            _ => write_out(format_args!("{text}\n")),
         }
     }
 
@@ -179,9 +179,19 @@ impl Keyboard {
             std::thread::sleep(EDITOR_DRAW_GRACE);
             terminal::restore(self.saved_terminal);
             // Leave whatever was half typed (and never sent) on its own line.
-            println!();
+            write_out(format_args!("\n"));
         }
     }
+}
+
+/// Writes to standard output and ignores failure: once the terminal is
+/// gone (its window closed, SIGHUP) every write fails, and the client must
+/// still say goodbye to the server, which a panicking `println!` would
+/// prevent (the nickname would then stay taken for the grace period).
+fn write_out(text: std::fmt::Arguments<'_>) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout.write_fmt(text);
+    let _ = stdout.flush();
 }
 
 fn read_edited(
@@ -219,18 +229,17 @@ fn read_plain(prompts: &std_mpsc::Receiver<String>, lines: &mpsc::Sender<String>
     while let Ok(prompt) = prompts.recv() {
         let asking_nick = prompt == NICK_PROMPT;
         if asking_nick {
-            print!("{prompt}");
-            let _ = io::stdout().flush();
+            write_out(format_args!("{prompt}"));
         }
         let Some(line) = read_valid_line(&mut stdin, &mut buffer) else {
             if asking_nick {
-                println!();
+                write_out(format_args!("\n"));
             }
             return;
         };
         if asking_nick && !io::stdin().is_terminal() {
             // Piped input is not echoed: show the answer as a terminal would.
-            println!("{}", line.trim());
+            write_out(format_args!("{}\n", line.trim()));
         }
         if lines.blocking_send(line).is_err() {
             return;
@@ -251,7 +260,9 @@ fn read_valid_line(stdin: &mut impl BufRead, buffer: &mut Vec<u8>) -> Option<Str
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         match std::str::from_utf8(raw) {
             Ok(line) => return Some(line.to_owned()),
-            Err(_) => eprintln!("Not sent: the line is not valid UTF-8."),
+            Err(_) => {
+                let _ = writeln!(io::stderr(), "Not sent: the line is not valid UTF-8.");
+            }
         }
     }
 }
