@@ -18,6 +18,11 @@
 //! input. Otherwise lines are read plainly, and only the nickname question
 //! is shown as a prompt.
 //!
+//! A line being edited keeps the prompt it started with (rustyline cannot
+//! change it), so after the nickname is typed the next read waits for the
+//! server's verdict: a refused nickname is then asked again after `Choose a
+//! nickname: `, not after the empty prompt of the room it did not get into.
+//!
 //! [`Ui::Ready`]: chat_core::client::Ui::Ready
 
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -109,6 +114,11 @@ pub struct Keyboard {
     screen: Screen,
     prompts: std_mpsc::Sender<String>,
     saved_terminal: Option<terminal_state::Saved>,
+    /// The prompt of the last read asked for.
+    last_prompt: String,
+    /// A read held until the server answers the nickname, with the prompt
+    /// it will have.
+    held: Option<String>,
 }
 
 mod terminal_state {
@@ -150,6 +160,8 @@ impl Keyboard {
             screen,
             prompts,
             saved_terminal,
+            last_prompt: String::new(),
+            held: None,
         };
         (keyboard, received)
     }
@@ -166,8 +178,40 @@ impl Keyboard {
         }
     }
 
-    /// Reads the next line after `prompt`.
+    /// Reads the next line after `prompt`; right after the nickname was
+    /// typed, once the server has answered it.
     pub fn read_next(&mut self, prompt: &str) {
+        if self.last_prompt == NICK_PROMPT && prompt != NICK_PROMPT {
+            self.held = Some(prompt.to_owned());
+        } else {
+            self.ask(prompt);
+        }
+    }
+
+    /// The prompt changed: a held read gets the new one, and starts at once
+    /// when the nickname is asked again.
+    pub fn prompt_changed(&mut self, prompt: &str) {
+        if self.held.is_none() {
+            return;
+        }
+        if prompt == NICK_PROMPT {
+            self.held = None;
+            self.ask(prompt);
+        } else {
+            self.held = Some(prompt.to_owned());
+        }
+    }
+
+    /// The server answered the nickname other than by refusing it (it let
+    /// the user in, or the session ends): start the held read, if any.
+    pub fn start_held_read(&mut self) {
+        if let Some(prompt) = self.held.take() {
+            self.ask(&prompt);
+        }
+    }
+
+    fn ask(&mut self, prompt: &str) {
+        self.last_prompt = prompt.to_owned();
         // The thread is gone only once input ended, which the session knows.
         let _ = self.prompts.send(prompt.to_owned());
     }

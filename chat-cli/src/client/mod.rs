@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chat_core::client::{ClientConfig, Ui};
 use chat_core::protocol;
-use chat_core::session::{EndReason, Outcome, SessionConfig};
+use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
 use clap::Args;
 
 use input::Keyboard;
@@ -139,9 +139,15 @@ pub fn main(args: ClientArgs) -> ExitCode {
         lines,
         input::leave_signal(),
         |ui| match ui {
-            Ui::Show(line) => keyboard.show(&style.render(line)),
+            Ui::Show(line) => {
+                keyboard.show(&style.render(line));
+                // A refusal is followed by the nickname question.
+                if !matches!(line, Line::NickRefused(_)) {
+                    keyboard.start_held_read();
+                }
+            }
             Ui::Ready(prompt) => keyboard.read_next(prompt),
-            Ui::Prompt(_) => {}
+            Ui::Prompt(prompt) => keyboard.prompt_changed(prompt),
         },
     ));
     keyboard.finish();
