@@ -5,7 +5,11 @@
 //! once). On a terminal, rustyline edits the line and prints incoming lines
 //! above it; it owns Ctrl-Z (the terminal is restored while the client is
 //! stopped and raw mode comes back after `fg`) and keeps the history the
-//! arrow keys walk.
+//! arrow keys walk. Ctrl-C and Ctrl-D leave the chat as a signal does (the
+//! session waits a few seconds at most for the last acks, where `.exit`
+//! waits for all of them); at the nickname question they leave before
+//! joining rather than becoming a nickname. Otherwise lines are read
+//! plainly, and only the nickname question is shown as a prompt.
 //!
 //! Ctrl-Z needs one thing from us: rustyline stops the process with
 //! `kill(0, SIGTSTP)` and turns raw mode back on as soon as that call
@@ -14,9 +18,7 @@
 //! `kill` and turns raw mode back on *before* the process stops; the shell
 //! then puts the terminal back in cooked mode, and after `fg` arrow keys
 //! print `^[[D`. So every other thread blocks SIGTSTP: the reading thread
-//! is the only one that can take it, and it stops inside `kill` itself. Ctrl-C asks to leave (like `.exit`), Ctrl-D ends the
-//! input. Otherwise lines are read plainly, and only the nickname question
-//! is shown as a prompt.
+//! is the only one that can take it, and it stops inside `kill` itself.
 //!
 //! A line being edited keeps the prompt it started with (rustyline cannot
 //! change it), so after the nickname is typed the next read waits for the
@@ -33,7 +35,7 @@ use std::time::Duration;
 use chat_core::session::NICK_PROMPT;
 use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How long the line editor gets to draw the last lines before exit.
 const EDITOR_DRAW_GRACE: Duration = Duration::from_millis(100);
@@ -129,9 +131,11 @@ mod terminal_state {
 }
 
 impl Keyboard {
-    /// Starts the reading thread; typed lines arrive on the receiver.
-    pub fn start(interactive: bool) -> (Keyboard, mpsc::Receiver<String>) {
+    /// Starts the reading thread; typed lines arrive on the receiver, and
+    /// [`leave_signal`] takes the editor's request to leave.
+    pub fn start(interactive: bool) -> (Keyboard, mpsc::Receiver<String>, LeaveRequest) {
         let (lines, received) = mpsc::channel(1);
+        let (leave, leave_requested) = oneshot::channel();
         let (prompts, asked) = std_mpsc::channel();
         let saved_terminal = terminal::save();
         let editor = interactive.then(|| DefaultEditor::new().ok()).flatten();
@@ -144,7 +148,7 @@ impl Keyboard {
                 suspension::leave_to_reader();
                 std::thread::spawn(move || {
                     suspension::take_in_reader();
-                    read_edited(editor, &asked, &lines, &flag);
+                    read_edited(editor, &asked, &lines, &flag, leave);
                 });
                 Screen::Editor {
                     printer: Box::new(printer),
@@ -163,7 +167,7 @@ impl Keyboard {
             last_prompt: String::new(),
             held: None,
         };
-        (keyboard, received)
+        (keyboard, received, LeaveRequest(leave_requested))
     }
 
     /// Shows a line above whatever is being typed.
@@ -219,11 +223,16 @@ impl Keyboard {
     /// The session is over: give the editor a moment to draw the last lines,
     /// then undo its raw mode (its thread is blocked reading the keyboard).
     pub fn finish(self) {
-        if let Screen::Editor { .. } = self.screen {
+        if let Screen::Editor { reading, .. } = self.screen {
             std::thread::sleep(EDITOR_DRAW_GRACE);
             terminal::restore(self.saved_terminal);
-            // Leave whatever was half typed (and never sent) on its own line.
-            write_out(format_args!("\n"));
+            // Leave whatever was half typed (and never sent) on its own
+            // line. A read that ended (Enter, Ctrl-C, Ctrl-D) has moved to
+            // a new line already, and the screen ends as the original
+            // program's did, with `Disconnecting from server...`.
+            if reading.load(Ordering::SeqCst) {
+                write_out(format_args!("\n"));
+            }
         }
     }
 }
@@ -243,6 +252,7 @@ fn read_edited(
     prompts: &std_mpsc::Receiver<String>,
     lines: &mpsc::Sender<String>,
     reading: &AtomicBool,
+    leave: oneshot::Sender<()>,
 ) {
     while let Ok(prompt) = prompts.recv() {
         reading.store(true, Ordering::SeqCst);
@@ -255,10 +265,15 @@ fn read_edited(
                 }
                 line
             }
-            // Ctrl-C: leave, as `.exit` does.
-            Err(ReadlineError::Interrupted) => ".exit".to_owned(),
-            // End of input (Ctrl-D) or a terminal that went away.
-            Err(_) => return,
+            // Ctrl-C, Ctrl-D, or a terminal that went away.
+            Err(error) => {
+                if !matches!(error, ReadlineError::Interrupted | ReadlineError::Eof) {
+                    tracing::debug!(%error, "the line editor stopped");
+                }
+                // The session may be over already, and then nobody listens.
+                let _ = leave.send(());
+                return;
+            }
         };
         if lines.blocking_send(line).is_err() {
             return;
@@ -311,10 +326,24 @@ fn read_valid_line(stdin: &mut impl BufRead, buffer: &mut Vec<u8>) -> Option<Str
     }
 }
 
-/// Completes when the user asks the client to leave from outside its
-/// input: Ctrl-C (outside the line editor), SIGTERM, or SIGHUP (the
-/// terminal was closed).
-pub async fn leave_signal() {
+/// The line editor's request to leave (Ctrl-C, Ctrl-D).
+pub struct LeaveRequest(oneshot::Receiver<()>);
+
+impl LeaveRequest {
+    async fn requested(self) {
+        if self.0.await.is_err() {
+            // Input read plainly, or the editor ended with the session:
+            // no request will come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Completes when the user asks the client to leave other than by
+/// `.exit`: Ctrl-C or Ctrl-D in the line editor, Ctrl-C outside it,
+/// SIGTERM, or SIGHUP (the terminal was closed).
+pub async fn leave_signal(editor: LeaveRequest) {
+    let editor = editor.requested();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -330,6 +359,7 @@ pub async fn leave_signal() {
             }
         }
         tokio::select! {
+            () = editor => {}
             () = on(SignalKind::interrupt()) => {}
             () = on(SignalKind::terminate()) => {}
             () = on(SignalKind::hangup()) => {}
@@ -337,6 +367,9 @@ pub async fn leave_signal() {
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            () = editor => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
     }
 }

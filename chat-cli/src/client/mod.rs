@@ -121,7 +121,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
     }
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let style = Style::for_stdout(args.timestamps);
-    let (mut keyboard, lines) = Keyboard::start(interactive);
+    let (mut keyboard, lines, leave_request) = Keyboard::start(interactive);
     let config = client_config(&args);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,7 +137,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
         network,
         config,
         lines,
-        input::leave_signal(),
+        input::leave_signal(leave_request),
         |ui| match ui {
             Ui::Show(line) => {
                 keyboard.show(&style.render(line));
