@@ -4,10 +4,14 @@
 //! test group (`.config/nextest.toml`).
 
 mod harness;
+#[cfg(unix)]
+mod pty;
 
 mod bad_input;
 mod bench;
 mod demo;
 mod failures;
 mod slow_reader;
+#[cfg(unix)]
+mod terminal;
 mod tls;
