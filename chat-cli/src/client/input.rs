@@ -11,14 +11,8 @@
 //! joining rather than becoming a nickname. Otherwise lines are read
 //! plainly, and only the nickname question is shown as a prompt.
 //!
-//! Ctrl-Z needs one thing from us: rustyline stops the process with
-//! `kill(0, SIGTSTP)` and turns raw mode back on as soon as that call
-//! returns. In a process with several threads the kernel may hand the
-//! signal to another thread, and the reading thread then returns from
-//! `kill` and turns raw mode back on *before* the process stops; the shell
-//! then puts the terminal back in cooked mode, and after `fg` arrow keys
-//! print `^[[D`. So every other thread blocks SIGTSTP: the reading thread
-//! is the only one that can take it, and it stops inside `kill` itself.
+//! What it takes for the editor to come back whole after Ctrl-Z (or any
+//! stop) and `fg` is in `terminal`.
 //!
 //! A line being edited keeps the prompt it started with (rustyline cannot
 //! change it), so after the nickname is typed the next read waits for the
@@ -37,68 +31,10 @@ use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 use tokio::sync::{mpsc, oneshot};
 
+use super::terminal;
+
 /// How long the line editor gets to draw the last lines before exit.
 const EDITOR_DRAW_GRACE: Duration = Duration::from_millis(100);
-
-/// Saving and restoring the terminal's settings (raw mode off).
-#[cfg(unix)]
-mod terminal {
-    use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
-
-    pub fn save() -> Option<Termios> {
-        tcgetattr(std::io::stdin()).ok()
-    }
-
-    pub fn restore(saved: Option<Termios>) {
-        if let Some(saved) = saved {
-            // Best effort: the terminal may be gone.
-            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &saved);
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod terminal {
-    pub fn save() -> Option<()> {
-        None
-    }
-
-    pub fn restore(_saved: Option<()>) {}
-}
-
-/// Which thread takes SIGTSTP (Ctrl-Z); see the module docs.
-#[cfg(unix)]
-mod suspension {
-    use nix::sys::signal::{SigSet, Signal};
-
-    fn stop_signal() -> SigSet {
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGTSTP);
-        set
-    }
-
-    /// This thread, and the threads it starts from now on, leave SIGTSTP
-    /// to the reading thread.
-    pub fn leave_to_reader() {
-        if let Err(error) = stop_signal().thread_block() {
-            tracing::debug!(%error, "cannot block SIGTSTP");
-        }
-    }
-
-    /// This thread (the reading one) takes SIGTSTP.
-    pub fn take_in_reader() {
-        if let Err(error) = stop_signal().thread_unblock() {
-            tracing::debug!(%error, "cannot unblock SIGTSTP");
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod suspension {
-    pub fn leave_to_reader() {}
-
-    pub fn take_in_reader() {}
-}
 
 /// Where incoming lines are printed.
 enum Screen {
@@ -115,19 +51,12 @@ enum Screen {
 pub struct Keyboard {
     screen: Screen,
     prompts: std_mpsc::Sender<String>,
-    saved_terminal: Option<terminal_state::Saved>,
+    saved_terminal: Option<terminal::Saved>,
     /// The prompt of the last read asked for.
     last_prompt: String,
     /// A read held until the server answers the nickname, with the prompt
     /// it will have.
     held: Option<String>,
-}
-
-mod terminal_state {
-    #[cfg(unix)]
-    pub type Saved = nix::sys::termios::Termios;
-    #[cfg(not(unix))]
-    pub type Saved = ();
 }
 
 impl Keyboard {
@@ -145,9 +74,10 @@ impl Keyboard {
                 let flag = reading.clone();
                 // Before any other thread exists (the async runtime starts
                 // later, and its threads inherit the mask).
-                suspension::leave_to_reader();
+                terminal::leave_job_control_to_others();
+                terminal::restore_editor_mode_on_continue(&reading);
                 std::thread::spawn(move || {
-                    suspension::take_in_reader();
+                    terminal::take_stop_signal();
                     read_edited(editor, &asked, &lines, &flag, leave);
                 });
                 Screen::Editor {

@@ -9,10 +9,12 @@
 //! server is reported before anyone types a name.
 //!
 //! Submodules: `input` (reading typed lines on their own thread, each after
-//! the session asks for it), `render` (timestamps and colours).
+//! the session asks for it), `render` (timestamps and colours), `terminal`
+//! (the terminal's modes across Ctrl-Z, `kill -STOP` and `fg`).
 
 mod input;
 mod render;
+mod terminal;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;

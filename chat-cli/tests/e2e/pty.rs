@@ -293,6 +293,17 @@ impl Terminal {
         signal(child.id(), name);
     }
 
+    /// The process ids of the program's children (a shell's jobs).
+    pub fn children(&self) -> Vec<u32> {
+        let pid = self.child.as_ref().expect("the program was started").id();
+        let listed = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("read the children from /proc");
+        listed
+            .split_whitespace()
+            .map(|child| child.parse().expect("a process id"))
+            .collect()
+    }
+
     /// Closes the terminal, as closing its window does: the program gets
     /// SIGHUP, and its terminal is gone.
     pub fn hang_up(&mut self) {

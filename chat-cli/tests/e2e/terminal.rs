@@ -210,6 +210,32 @@ fn ctrl_z_then_fg_gives_back_the_line_editor_and_the_client_says_it_was_paused()
 }
 
 #[test]
+fn a_stop_from_outside_then_fg_gives_back_the_line_editor_too() {
+    let server = Server::start(&[]);
+    let mut shell = Terminal::shell("the shell", &server.addr);
+    shell.type_line("chat-cli client --nick Ann");
+    shell.wait_for_text(CONNECTED);
+    let [client] = shell.children()[..] else {
+        panic!("one job: {:?}", shell.children());
+    };
+
+    for (signal_name, typed, edited) in [("STOP", "stop", "stXop"), ("TSTP", "tstp", "tsXtp")] {
+        shell.type_keys(typed);
+        shell.wait_for_cursor_row(typed);
+        signal(client, signal_name);
+        shell.wait_for_cursor_row("$ ");
+        shell.type_line("fg");
+        // The line shows again at the next key, with the cursor where it was.
+        let left = shell.arrow('D');
+        shell.type_keys(&format!("{left}{left}X"));
+        shell.wait_for_cursor_row(edited);
+        shell.end_read_with("\r");
+        shell.wait_for_text(&format!("Ann: {edited}"));
+    }
+    assert!(!shell.text().contains("^["), "{}", shell.text());
+}
+
+#[test]
 fn a_client_stopped_past_the_heartbeat_timeouts_says_it_was_paused_and_resumes() {
     let timeouts = ["--heartbeat-interval", "200ms", "--heartbeat-timeout", "1s"];
     let mut server = Server::start(&timeouts);
