@@ -32,6 +32,22 @@ fn join(server: &Server, nick: &str) -> Terminal {
     terminal
 }
 
+/// Stops the server and waits until it is stopped (its parent, this test,
+/// is told), so that nothing typed from then on can reach it.
+fn stop(server: &Server) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.pid()).expect("a process id"));
+    signal(server.pid(), "STOP");
+    let (sender, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(waitpid(pid, Some(WaitPidFlag::WUNTRACED)));
+    });
+    match stopped.recv_timeout(crate::harness::WAIT) {
+        Ok(Ok(WaitStatus::Stopped(..))) => {}
+        other => panic!("the server did not stop: {other:?}"),
+    }
+}
+
 /// Longer than the gap between two ticks at which a client knows it was
 /// stopped.
 fn longer_than_the_pause_threshold() -> Duration {
@@ -381,7 +397,7 @@ fn messages_lost_in_transit_give_exit_code_5_and_a_summary() {
     ann.type_line("delivered");
     ann.wait_for_text("Ann: delivered");
 
-    signal(server.pid(), "STOP");
+    stop(&server);
     ann.type_line("lost in transit");
     ann.end_read_with("\x04");
     ann.wait_for_text("2 messages typed: 1 delivered, 1 not confirmed.");
