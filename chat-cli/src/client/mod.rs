@@ -9,10 +9,12 @@
 //! server is reported before anyone types a name.
 //!
 //! Submodules: `input` (reading typed lines on their own thread, each after
-//! the session asks for it), `render` (timestamps and colours).
+//! the session asks for it), `render` (timestamps and colours), `terminal`
+//! (the terminal's modes across Ctrl-Z, `kill -STOP` and `fg`).
 
 mod input;
 mod render;
+mod terminal;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use chat_core::client::{ClientConfig, Ui};
 use chat_core::protocol;
-use chat_core::session::{EndReason, Outcome, SessionConfig};
+use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
 use clap::Args;
 
 use input::Keyboard;
@@ -121,7 +123,7 @@ pub fn main(args: ClientArgs) -> ExitCode {
     }
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let style = Style::for_stdout(args.timestamps);
-    let (mut keyboard, lines) = Keyboard::start(interactive);
+    let (mut keyboard, lines, leave_request) = Keyboard::start(interactive);
     let config = client_config(&args);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,11 +139,17 @@ pub fn main(args: ClientArgs) -> ExitCode {
         network,
         config,
         lines,
-        input::leave_signal(),
+        input::leave_signal(leave_request),
         |ui| match ui {
-            Ui::Show(line) => keyboard.show(&style.render(line)),
+            Ui::Show(line) => {
+                keyboard.show(&style.render(line));
+                // A refusal is followed by the nickname question.
+                if !matches!(line, Line::NickRefused(_)) {
+                    keyboard.start_held_read();
+                }
+            }
             Ui::Ready(prompt) => keyboard.read_next(prompt),
-            Ui::Prompt(_) => {}
+            Ui::Prompt(prompt) => keyboard.prompt_changed(prompt),
         },
     ));
     keyboard.finish();

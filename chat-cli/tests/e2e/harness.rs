@@ -16,7 +16,8 @@ use chat_core::protocol::{self, ClientFrame, ServerFrame};
 /// The longest any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-fn binary() -> &'static str {
+/// The `chat-cli` binary under test.
+pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_chat-cli")
 }
 

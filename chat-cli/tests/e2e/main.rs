@@ -4,6 +4,8 @@
 //! test group (`.config/nextest.toml`).
 
 mod harness;
+#[cfg(unix)]
+mod pty;
 
 mod bad_input;
 mod bench;
@@ -12,4 +14,6 @@ mod durability;
 mod failures;
 mod limits;
 mod slow_reader;
+#[cfg(unix)]
+mod terminal;
 mod tls;
