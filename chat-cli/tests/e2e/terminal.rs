@@ -119,6 +119,30 @@ fn a_half_typed_line_stays_below_a_line_that_arrives_and_history_recalls_lines()
     });
 }
 
+/// Lines typed faster than the client reads them, or pasted, all count:
+/// the line editor's read-ahead is kept from one line to the next (it was
+/// lost once, so only the first of a pasted block was handled).
+#[test]
+fn lines_typed_ahead_or_pasted_are_each_handled_in_order() {
+    let server = Server::start(&[]);
+    let mut ann = join(&server, "Ann");
+
+    ann.end_read_with("/who\r/rooms\rhello one\rhello two\r");
+    ann.wait_for_text("Ann: hello two");
+    let text = ann.text();
+    let order = [
+        "In lobby: Ann.",
+        "Rooms: lobby (1).",
+        "Ann: hello one",
+        "Ann: hello two",
+    ];
+    let positions: Vec<Option<usize>> = order.iter().map(|line| text.find(line)).collect();
+    assert!(
+        positions.iter().all(Option::is_some) && positions.is_sorted(),
+        "every line handled, in order: {positions:?}\n{text}"
+    );
+}
+
 #[test]
 fn a_private_message_reaches_its_recipient_only() {
     let server = Server::start(&[]);
