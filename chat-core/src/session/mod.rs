@@ -18,6 +18,7 @@
 //! Submodules: `lines` (what the user sees), `rooms` (the rooms the user is
 //! in and their events), `typing` (what typed lines do).
 
+mod invariants;
 mod lines;
 mod rooms;
 mod typing;
@@ -222,6 +223,59 @@ impl Session {
         }
     }
 
+    /// The connection is open: say hello (resuming, if there is a session),
+    /// or ask for a nickname first.
+    pub fn handle_connected(&mut self, now: Duration) {
+        self.input(|session| session.on_connected(now));
+    }
+
+    /// The connection could not be opened.
+    pub fn handle_connect_failed(&mut self, reason: &str, now: Duration) {
+        self.input(|session| session.on_connect_failed(reason, now));
+    }
+
+    /// A frame arrived from the server.
+    pub fn handle_frame(&mut self, frame: ServerFrame, now: Duration) {
+        self.input(|session| session.on_frame(frame, now));
+    }
+
+    /// The user typed a line.
+    pub fn handle_user_line(&mut self, line: String, now: Duration) {
+        self.input(|session| session.on_user_line(line, now));
+    }
+
+    /// The user's input ended (end of file, Ctrl-D, a signal): leave once
+    /// everything sent is acknowledged.
+    pub fn handle_input_closed(&mut self, now: Duration) {
+        self.input(|session| session.on_input_closed(now));
+    }
+
+    /// The user asked to leave a while ago and the server has not said
+    /// goodbye (or acknowledged what was sent): leave now.
+    pub fn handle_abandon(&mut self, now: Duration) {
+        self.input(|session| session.on_abandon(now));
+    }
+
+    /// Time passed: notice that this process was stopped, reconnect when
+    /// due, send a heartbeat when due, give up on a silent server.
+    pub fn handle_tick(&mut self, now: Duration) {
+        self.input(|session| session.on_tick(now));
+    }
+
+    /// The connection closed.
+    pub fn handle_disconnected(&mut self, now: Duration) {
+        self.input(|session| session.on_disconnected(now));
+    }
+
+    /// Runs one input, then checks the invariants (in debug and simulation
+    /// builds).
+    fn input(&mut self, handle: impl FnOnce(&mut Self)) {
+        handle(self);
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+    }
+
     /// The next action for the driver, if any.
     pub fn poll_action(&mut self) -> Option<SessionAction> {
         self.actions.pop_front()
@@ -254,9 +308,7 @@ impl Session {
         &self.prompt
     }
 
-    /// The connection is open: say hello (resuming, if there is a session),
-    /// or ask for a nickname first.
-    pub fn handle_connected(&mut self, now: Duration) {
+    fn on_connected(&mut self, now: Duration) {
         if self.phase == SessionPhase::Done {
             self.actions.push_back(SessionAction::Disconnect);
             return;
@@ -275,8 +327,7 @@ impl Session {
         self.say_hello(now);
     }
 
-    /// The connection could not be opened.
-    pub fn handle_connect_failed(&mut self, reason: &str, now: Duration) {
+    fn on_connect_failed(&mut self, reason: &str, now: Duration) {
         if self.phase == SessionPhase::Done {
             return;
         }
@@ -293,8 +344,7 @@ impl Session {
         self.leave_when_done(now);
     }
 
-    /// A frame arrived from the server.
-    pub fn handle_frame(&mut self, frame: ServerFrame, now: Duration) {
+    fn on_frame(&mut self, frame: ServerFrame, now: Duration) {
         self.last_heard = now;
         match frame {
             ServerFrame::Welcome {
@@ -339,17 +389,14 @@ impl Session {
         }
     }
 
-    /// The user typed a line.
-    pub fn handle_user_line(&mut self, line: String, now: Duration) {
+    fn on_user_line(&mut self, line: String, now: Duration) {
         if let SessionPhase::AwaitingNick { connected } = self.phase {
             return self.choose_nick(line, connected, now);
         }
         self.handle_input(crate::command::parse(&line), now);
     }
 
-    /// The user's input ended (end of file, Ctrl-D, a signal): leave once
-    /// everything sent is acknowledged.
-    pub fn handle_input_closed(&mut self, now: Duration) {
+    fn on_input_closed(&mut self, now: Duration) {
         self.input_closed = true;
         if matches!(self.phase, SessionPhase::AwaitingNick { .. }) {
             self.actions.push_back(SessionAction::Disconnect);
@@ -358,9 +405,7 @@ impl Session {
         self.leave_when_done(now);
     }
 
-    /// The user asked to leave a while ago and the server has not said
-    /// goodbye (or acknowledged what was sent): leave now.
-    pub fn handle_abandon(&mut self, now: Duration) {
+    fn on_abandon(&mut self, now: Duration) {
         if self.phase == SessionPhase::Online {
             self.show(Line::Disconnecting);
             self.send(ClientFrame::Quit, now);
@@ -369,9 +414,7 @@ impl Session {
         self.finish(EndReason::Left);
     }
 
-    /// Time passed: notice that this process was stopped, reconnect when
-    /// due, send a heartbeat when due, give up on a silent server.
-    pub fn handle_tick(&mut self, now: Duration) {
+    fn on_tick(&mut self, now: Duration) {
         let paused = self.last_tick.map(|last| now.saturating_sub(last));
         self.last_tick = Some(now);
         if let Some(paused) = paused.filter(|paused| *paused >= self.config.pause_threshold)
@@ -402,8 +445,7 @@ impl Session {
         }
     }
 
-    /// The connection closed.
-    pub fn handle_disconnected(&mut self, now: Duration) {
+    fn on_disconnected(&mut self, now: Duration) {
         match self.phase {
             SessionPhase::Leaving => self.finish(EndReason::Left),
             SessionPhase::AwaitingNick { .. } => {

@@ -443,7 +443,12 @@ impl Session {
     }
 
     /// A join, leave or who was refused.
+    ///
+    /// A refused join that had switched typed lines to its room switches
+    /// them back, and says so: the line being edited still shows the prompt
+    /// of the room it did not get into.
     pub(super) fn room_request_refused(&mut self, room: &str, message: String, now: Duration) {
+        let mut switched_back = false;
         if let Some(known) = self.find_room(room) {
             let view = self.rooms.get_mut(&known).expect("found above");
             match view.status {
@@ -451,6 +456,7 @@ impl Session {
                     self.rooms.remove(&known);
                     if self.current.as_deref() == Some(known.as_str()) {
                         self.current = self.other_room(&known);
+                        switched_back = true;
                     }
                 }
                 RoomStatus::Parting => view.status = RoomStatus::In,
@@ -458,6 +464,12 @@ impl Session {
             }
         }
         self.show(Line::ServerError(message));
+        if switched_back {
+            match self.current.clone() {
+                Some(current) => self.show(Line::Talking(current)),
+                None => self.show(Line::Hint("You are in no room.".to_owned())),
+            }
+        }
         self.update_prompt();
         self.leave_when_done(now);
     }

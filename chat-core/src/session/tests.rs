@@ -583,3 +583,33 @@ fn a_rename_the_client_never_heard_of_still_ends_in_a_rejoin() {
         "{unknown:?}"
     );
 }
+
+#[test]
+fn a_refused_join_switches_typed_lines_back_and_says_so() {
+    let mut harness = Harness::online("Ann", 1);
+    let asked = harness.line("/join crowded", ms(10));
+    assert_eq!(prompts(&asked), ["[crowded] "]);
+    let refused = harness.frame(
+        ServerFrame::Error {
+            code: ErrorCode::RoomFull,
+            message: "crowded is full".into(),
+            id: None,
+            room: Some("crowded".into()),
+            retry_after_ms: None,
+        },
+        ms(11),
+    );
+    assert_eq!(
+        shown(&refused),
+        [
+            "The server reported an error: crowded is full.",
+            "Lines you type go to lobby now."
+        ]
+    );
+    assert_eq!(prompts(&refused), [""]);
+    let said = harness.line("still here", ms(12));
+    assert!(
+        matches!(&sent(&said)[..], [ClientFrame::Send { room, .. }] if room == LOBBY),
+        "{said:?}"
+    );
+}

@@ -12,7 +12,7 @@ impl Session {
     pub(super) fn handle_input(&mut self, input: Input, now: Duration) {
         match input {
             Input::Nothing => {}
-            Input::Quit => self.handle_input_closed(now),
+            Input::Quit => self.on_input_closed(now),
             Input::Help => {
                 for line in HELP {
                     self.show(Line::Hint((*line).to_owned()));
