@@ -13,7 +13,7 @@ client *args:
 
 # Every test: unit, property, end-to-end over loopback, simulation scenarios, a seed sweep, planted bugs.
 test:
-    {{just_executable()}} sim 300 --require-mechanisms
+    {{just_executable()}} sim 1000 --require-mechanisms
     {{just_executable()}} sim-planted
     cargo nextest run --workspace --no-fail-fast
 
@@ -69,6 +69,15 @@ fuzz-all seconds="60":
     {{just_executable()}} fuzz decode_frames {{seconds}}
     {{just_executable()}} fuzz rooms_inputs {{seconds}}
     {{just_executable()}} fuzz restore_records {{seconds}}
+
+# Mutation testing (cargo-mutants 27, installed if missing) of chat-core and chat-net, judged by
+# their unit tests, the named simulation scenarios and a short sweep (.cargo/mutants.toml says what
+# is left out and why). SHARD k/n runs the k-th of n parts, so that the whole can be spread over
+# runs of about 30 minutes each; results land in target/mutants/SHARD.
+[doc("Mutation testing of chat-core and chat-net; SHARD is k/n (0/1 for all at once).")]
+mutants shard="0/1" *flags:
+    command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked --version '^27'
+    cargo mutants --package chat-core --package chat-net --test-package chat-core --test-package chat-net --test-package sim-tests --shard {{shard}} --output target/mutants/$(echo {{shard}} | tr / -) {{flags}}
 
 # Lints and formatting, as CI checks them.
 check:
