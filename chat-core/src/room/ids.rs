@@ -109,19 +109,31 @@ impl IdWindow {
     /// Checks the window's invariants.
     pub fn check_invariants(&self, max: usize) {
         assert!(self.recent.len() <= max, "the id window is bounded");
-        if !planted!(NoDedup) {
-            let increasing = self
-                .recent
-                .iter()
-                .zip(self.recent.iter().skip(1))
-                .all(|(a, b)| a.id < b.id);
-            assert!(increasing, "remembered ids increase");
-            assert!(
-                self.recent
-                    .back()
-                    .is_none_or(|last| last.id == self.highest),
-                "the last id is the highest"
-            );
+        if let Err(broken) = self.validate() {
+            panic!("an id window does not hold together: {broken}");
+        }
+    }
+
+    /// Whether the remembered ids increase and end at the highest, whatever
+    /// the window's bound.
+    pub fn validate(&self) -> Result<(), String> {
+        if planted!(NoDedup) {
+            return Ok(());
+        }
+        let increasing = self
+            .recent
+            .iter()
+            .zip(self.recent.iter().skip(1))
+            .all(|(a, b)| a.id < b.id);
+        if !increasing {
+            return Err("remembered ids do not increase".to_owned());
+        }
+        match self.recent.back() {
+            Some(last) if last.id != self.highest => Err(format!(
+                "the last id remembered is {}, the highest {}",
+                last.id, self.highest
+            )),
+            _ => Ok(()),
         }
     }
 }

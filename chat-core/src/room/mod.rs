@@ -176,7 +176,7 @@ impl Rooms {
         let mut rooms = Rooms::new(config, incarnation, token_seed, true);
         if let Some(snapshot) = snapshot {
             rooms.state = Durable::restore(snapshot, limits(&rooms.config))
-                .map_err(|error| RestoreError::Snapshot(error.to_string()))?;
+                .map_err(RestoreError::Snapshot)?;
         }
         for (index, record) in records.into_iter().enumerate() {
             let fail = |reason: String| RestoreError::Record {

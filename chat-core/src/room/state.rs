@@ -23,6 +23,8 @@ use super::output::{ConnectionId, MemberId, Recipients, RoomId};
 use super::stream::{HistoryBudget, HistoryLimits, Kept, Stream, StreamKey};
 use crate::protocol::{Seq, name_key};
 
+mod snapshot;
+
 /// A session token's SHA-256: tokens themselves are never stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TokenHash(pub [u8; 32]);
@@ -201,15 +203,6 @@ pub struct Durable {
     pub next_room: u64,
     budget: HistoryBudget,
     limits: Limits,
-}
-
-/// What a snapshot holds: the durable state without its indexes.
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    next_member: u64,
-    next_room: u64,
-    members: BTreeMap<MemberId, Member>,
-    rooms: BTreeMap<RoomId, Room>,
 }
 
 impl Durable {
@@ -460,121 +453,6 @@ impl Durable {
             .get_mut(&id)
             .unwrap_or_else(|| panic!("room {id:?} exists"))
     }
-
-    /// The state as one JSON document.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let snapshot = SnapshotRef {
-            next_member: self.next_member,
-            next_room: self.next_room,
-            members: &self.members,
-            rooms: &self.rooms,
-        };
-        // Invariant: the state is plain data with string keys.
-        serde_json::to_vec(&snapshot).expect("the state serializes")
-    }
-
-    /// The state a snapshot holds, with its indexes rebuilt.
-    pub fn restore(bytes: &[u8], limits: Limits) -> Result<Self, serde_json::Error> {
-        let snapshot: Snapshot = serde_json::from_slice(bytes)?;
-        let mut state = Durable::new(limits);
-        state.next_member = snapshot.next_member;
-        state.next_room = snapshot.next_room;
-        for (id, mut room) in snapshot.rooms {
-            room.stream.rebuild();
-            for key in name_key(&room.name) {
-                state.room_names.insert(key, id);
-            }
-            state
-                .budget
-                .update(StreamKey::Room(id), 0, room.stream.bytes());
-            state.rooms.insert(id, room);
-        }
-        for (id, mut member) in snapshot.members {
-            member.private.rebuild();
-            state.index_nick(&member.nick.clone(), id);
-            state.tokens.insert(member.token, id);
-            state
-                .budget
-                .update(StreamKey::Private(id), 0, member.private.bytes());
-            state.members.insert(id, member);
-        }
-        Ok(state)
-    }
-
-    /// Checks the invariants of the durable state and its indexes.
-    pub fn check(&self) {
-        for (id, member) in &self.members {
-            member.private.check();
-            member.ids.check_invariants(self.limits.ids);
-            assert_eq!(
-                self.tokens.get(&member.token),
-                Some(id),
-                "tokens are indexed"
-            );
-            // (The planted bug that lets a nickname be taken twice breaks
-            // this index on purpose: the oracle, not this check, must see it.)
-            for key in name_key(&member.nick)
-                .iter()
-                .filter(|_| !planted!(NickUniqueness))
-            {
-                assert_eq!(self.nicks.get(key), Some(id), "nicknames are indexed");
-            }
-            for room in member.rooms.keys() {
-                assert!(
-                    self.room(*room).members.contains(id),
-                    "membership is mutual"
-                );
-            }
-            assert!(id.0 < self.next_member, "member ids are not reused");
-        }
-        assert_eq!(
-            self.tokens.len(),
-            self.members.len(),
-            "one token per member"
-        );
-        assert!(
-            self.nicks.values().all(|id| self.members.contains_key(id)) || planted!(NickUniqueness),
-            "no stale nickname"
-        );
-        for (id, room) in &self.rooms {
-            room.stream.check();
-            for member in &room.members {
-                assert!(
-                    self.member(*member).rooms.contains_key(id),
-                    "membership is mutual"
-                );
-            }
-            assert_eq!(
-                self.room_named(&room.name),
-                Some(*id),
-                "room names are indexed"
-            );
-            assert!(id.0 < self.next_room, "room ids are not reused");
-        }
-        let sizes = self
-            .rooms
-            .iter()
-            .map(|(id, room)| (StreamKey::Room(*id), room.stream.bytes()))
-            .chain(
-                self.members
-                    .iter()
-                    .map(|(id, member)| (StreamKey::Private(*id), member.private.bytes())),
-            );
-        self.budget.check(sizes);
-        assert!(
-            self.budget.total() <= self.limits.total_bytes,
-            "history is bounded"
-        );
-    }
-}
-
-/// [`Snapshot`] borrowed from the live state, to serialize without a copy.
-#[derive(Serialize)]
-struct SnapshotRef<'a> {
-    next_member: u64,
-    next_room: u64,
-    members: &'a BTreeMap<MemberId, Member>,
-    rooms: &'a BTreeMap<RoomId, Room>,
 }
 
 /// One input's durable changes, as read from the log.

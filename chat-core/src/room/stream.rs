@@ -159,19 +159,34 @@ impl Stream {
         recent
     }
 
-    /// Checks the stream's invariants.
-    pub fn check(&self) {
+    /// Whether the history is numbered without gaps up to the last event,
+    /// from 1 on, and its bytes are counted.
+    pub fn validate(&self) -> Result<(), String> {
         let mut expected = self.oldest_kept();
+        if expected == 0 {
+            return Err("an event numbered 0".to_owned());
+        }
         for kept in &self.history {
-            assert_eq!(kept.seq, expected, "history is contiguous");
+            if kept.seq != expected {
+                return Err(format!("event {} where {expected} should be", kept.seq));
+            }
             expected += 1;
         }
-        assert!(
-            self.history.is_empty() || expected == self.next_seq(),
-            "history ends at the last event"
-        );
+        if !self.history.is_empty() && expected != self.next_seq() {
+            return Err(format!(
+                "history ends at {} but the last event is {}",
+                expected - 1,
+                self.last_seq
+            ));
+        }
         let bytes: usize = self.history.iter().map(|kept| kept.frame.0.len()).sum();
-        assert_eq!(bytes, self.bytes, "history bytes are counted");
+        if bytes != self.bytes {
+            return Err(format!(
+                "{bytes} bytes of history counted as {}",
+                self.bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -256,7 +271,7 @@ mod tests {
             },
         );
         assert_eq!((stream.oldest_kept(), stream.bytes()), (5, 35));
-        stream.check();
+        stream.validate().expect("the stream holds together");
     }
 
     #[test]

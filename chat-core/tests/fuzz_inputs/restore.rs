@@ -5,15 +5,13 @@
 //! change before it is applied.
 //!
 //! Input layout: lines, each a record (records are one line of JSON each,
-//! so a mutated seed stays readable). A state that restores must pass
-//! `check_invariants` (restore runs it).
-//!
-//! Snapshots are not fuzzed yet: `Durable::restore` does not validate a
-//! snapshot, so one that parses but does not hold together (a stream whose
-//! `last_seq` is not its last event, two members with one nickname, a
-//! member in a room that does not exist) panics in `check_invariants`
-//! within seconds of fuzzing. Once snapshots are validated, give this
-//! target an optional snapshot line.
+//! so a mutated seed stays readable); a first line that starts with
+//! `snapshot ` is the snapshot the records follow. A state that restores
+//! must pass `check_invariants` (restore runs it). A snapshot that parses
+//! but does not hold together (a stream whose `last_seq` is not its last
+//! event, two members with one nickname, a member in a room that does not
+//! exist) panicked within seconds of fuzzing before snapshots were
+//! validated; now it is refused like a record that does not fit.
 
 use std::time::Duration;
 
@@ -29,25 +27,39 @@ pub fn restore_records(data: &[u8]) {
     }
 }
 
-/// What restoring the records of an input gives.
+/// What restoring the snapshot and records of an input gives.
 pub fn restore_lines(data: &[u8]) -> Result<Rooms, RestoreError> {
-    let records: Vec<&[u8]> = data
-        .split(|byte| *byte == b'\n')
-        .take(RECORDS_MAX)
-        .collect();
+    let mut lines = data.split(|byte| *byte == b'\n').peekable();
+    let snapshot = lines
+        .next_if(|line| line.starts_with(SNAPSHOT_PREFIX))
+        .map(|line| &line[SNAPSHOT_PREFIX.len()..]);
+    let records: Vec<&[u8]> = lines.take(RECORDS_MAX).collect();
     Rooms::restore(
         RoomConfig::default(),
         "incarnation-fuzz".to_owned(),
         [7; 32],
-        None,
+        snapshot,
         records,
         Duration::from_secs(1_000),
     )
 }
 
+/// What starts a first line that holds a snapshot.
+const SNAPSHOT_PREFIX: &[u8] = b"snapshot ";
+
+/// The input [`restore_records`] reads for this snapshot and these records.
+pub fn restore_input_with(snapshot: Option<&[u8]>, records: &[&[u8]]) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    if let Some(snapshot) = snapshot {
+        lines.push([SNAPSHOT_PREFIX, snapshot].concat());
+    }
+    lines.extend(records.iter().map(|record| record.to_vec()));
+    lines.join(&b'\n')
+}
+
 /// The input [`restore_records`] reads for these records.
 pub fn restore_input(records: &[&[u8]]) -> Vec<u8> {
-    records.join(&b'\n')
+    restore_input_with(None, records)
 }
 
 /// Restores a log as the server does: from its last snapshot and the

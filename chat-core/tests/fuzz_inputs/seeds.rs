@@ -8,7 +8,7 @@
 //! what its name says, so a change of the input layout cannot leave the
 //! seeds meaning nothing.
 
-use super::restore::restore_input;
+use super::restore::{restore_input, restore_input_with};
 use super::rooms::{self, NICKS, ROOMS, TEXTS, TICK_MS};
 
 /// One seed file.
@@ -458,8 +458,8 @@ fn rooms_seeds() -> Vec<Seed> {
 }
 
 /// Real logs (a session with a resume; one with messages, a private
-/// message and a dropped member, without its snapshots) and a log missing
-/// its first record.
+/// message and a dropped member, without its snapshots; the same from its
+/// last snapshot on) and a log missing its first record.
 fn restore_seeds() -> Vec<Seed> {
     let log = rooms::rooms_inputs(&resume_after_a_drop().bytes()).records;
     let lines: Vec<&[u8]> = log.iter().map(|record| &record.bytes[..]).collect();
@@ -469,8 +469,21 @@ fn restore_seeds() -> Vec<Seed> {
         .filter(|record| !record.snapshot)
         .map(|record| &record.bytes[..])
         .collect();
+    let last_snapshot = longer
+        .iter()
+        .rposition(|record| record.snapshot)
+        .expect("the snapshot script makes snapshots");
+    let after_snapshot: Vec<&[u8]> = longer[last_snapshot + 1..]
+        .iter()
+        .map(|record| &record.bytes[..])
+        .collect();
     vec![
         seed("restore_records", "records", restore_input(&lines)),
+        seed(
+            "restore_records",
+            "snapshot_and_records",
+            restore_input_with(Some(&longer[last_snapshot].bytes), &after_snapshot),
+        ),
         seed(
             "restore_records",
             "longer_records",
