@@ -277,30 +277,27 @@ fn a_snapshot_that_does_not_hold_together_is_refused_with_a_clear_error() {
             s["next_room"] = json!(3);
         }),
     ];
-    let whole = snapshot_of_two_members();
-    let intact = serde_json::to_vec(&whole).expect("JSON");
-    let restored = Rooms::restore(
-        RoomConfig::default(),
-        "incarnation-1".into(),
-        seed(8),
-        Some(&intact),
-        [],
-        secs(10),
-    );
-    assert!(restored.is_ok(), "the intact snapshot restores");
-    for (damage, apply) in damages {
-        let mut snapshot = whole.clone();
-        apply(&mut snapshot);
-        let bytes = serde_json::to_vec(&snapshot).expect("JSON");
-        let restored = Rooms::restore(
-            RoomConfig::default(),
+    let restore_snapshot = |snapshot: &serde_json::Value| {
+        let bytes = serde_json::to_vec(snapshot).expect("JSON");
+        let config = RoomConfig::default();
+        Rooms::restore(
+            config,
             "incarnation-1".into(),
             seed(8),
             Some(&bytes),
             [],
             secs(10),
-        );
-        match restored {
+        )
+    };
+    let whole = snapshot_of_two_members();
+    assert!(
+        restore_snapshot(&whole).is_ok(),
+        "the intact snapshot restores"
+    );
+    for (damage, apply) in damages {
+        let mut snapshot = whole.clone();
+        apply(&mut snapshot);
+        match restore_snapshot(&snapshot) {
             Err(RestoreError::Snapshot(reason)) => {
                 assert!(!reason.is_empty(), "{damage}: the error says why")
             }
