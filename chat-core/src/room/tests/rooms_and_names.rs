@@ -246,6 +246,27 @@ fn nicknames_that_look_alike_or_differ_in_case_are_one() {
 }
 
 #[test]
+fn a_room_name_that_only_looks_like_an_existing_one_is_refused_and_case_is_ignored() {
+    let mut harness = Harness::new();
+    harness.member(A, "Ann", ms(0));
+    harness.member(B, "Bob", ms(1));
+    harness.frame(A, join("games"), ms(2));
+    let look_alike = harness.frame(B, join("g\u{0430}mes"), ms(3));
+    assert_eq!(
+        error_codes(&received(&look_alike, B)),
+        [ErrorCode::RoomInvalid]
+    );
+    let same = harness.frame(B, join("Games"), ms(4));
+    assert!(
+        matches!(
+            &received(&same, B)[..],
+            [ServerFrame::Entered { room, .. }, ..] if room == "games"
+        ),
+        "Games is games, with the spelling it was created with: {same:?}"
+    );
+}
+
+#[test]
 fn a_nickname_held_by_a_lost_connection_says_so_and_for_how_long() {
     let config = RoomConfig::default();
     let mut harness = Harness::new();
