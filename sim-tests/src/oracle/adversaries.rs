@@ -172,14 +172,36 @@ impl Checker<'_> {
             return;
         };
         let answers = Answers::new(conversation);
+        let (holds, expected) = self.verdict(episode, conversation, &answers);
+        let about =
+            About::client(&conversation.nick).at(conversation.connected.unwrap_or_default());
+        self.expect(Property::AdversaryContract, holds, about, || {
+            format!(
+                "{episode:?} expected {expected}; it received {:?}, {}",
+                answers.frames,
+                match conversation.closed {
+                    Some(at) => format!("closed at {:.3} s", at.as_secs_f64()),
+                    None => "not closed".to_owned(),
+                }
+            )
+        });
+    }
+
+    /// Whether the conversation of `episode` got the answers PROTOCOL.md
+    /// promises, and what those are, in words.
+    fn verdict(
+        &self,
+        episode: &Episode,
+        conversation: &Conversation,
+        answers: &Answers<'_>,
+    ) -> (bool, &'static str) {
         let nick = conversation.nick.as_str();
-        let (holds, expected) = match episode {
+        let closed = conversation.closed.is_some();
+        let closed_by = |code| answers.last().is_some_and(|frame| is_error(frame, code)) && closed;
+        match episode {
             Episode::PipelinedRefusal => (
                 answers.welcomes() == 0
-                    && answers
-                        .last()
-                        .is_some_and(|frame| is_error(frame, ErrorCode::ProtocolViolation))
-                    && conversation.closed.is_some()
+                    && closed_by(ErrorCode::ProtocolViolation)
                     && !self.logged_join(nick),
                 "a protocol violation, the connection closed, and the pipelined hello ignored",
             ),
@@ -192,48 +214,17 @@ impl Checker<'_> {
                     && !self.logged_text(&format!("{nick} after quit")),
                 "a welcome, the ack of id 1, bye last, and the send after quit ignored",
             ),
-            Episode::AfterLeave => (
-                answers.welcomes() == 1
-                    && answers.acked() == [1]
-                    && answers.errors() == [(ErrorCode::NotInRoom, Some(2))]
-                    && answers
-                        .frames
-                        .iter()
-                        .any(|frame| matches!(frame, ServerFrame::Parted { .. }))
-                    && own_message_before_ack(&answers, &format!("{nick} before leave"))
-                    && !self.logged_text(&format!("{nick} after leave")),
-                "its message before its ack, parted, then not_in_room for the send after leave",
-            ),
+            Episode::AfterLeave => self.after_leave(nick, answers),
             Episode::EveryFrame => (
-                every_answer(&answers),
+                every_answer(answers),
                 "welcome, entered twice, the message and its ack, the private copy and its ack, \
                  nick_changed, members, room_list, parted, bye, in order",
             ),
             Episode::SecondHello => (
-                answers.welcomes() == 1
-                    && answers
-                        .last()
-                        .is_some_and(|frame| is_error(frame, ErrorCode::ProtocolViolation))
-                    && conversation.closed.is_some(),
+                answers.welcomes() == 1 && closed_by(ErrorCode::ProtocolViolation),
                 "a welcome, then a protocol violation and the connection closed",
             ),
-            Episode::Garbage(kind) => {
-                let code = match kind {
-                    Garbage::Http | Garbage::UnknownType => ErrorCode::BadFrame,
-                    Garbage::Latin1 => ErrorCode::InvalidUtf8,
-                    Garbage::Oversized => ErrorCode::FrameTooLarge,
-                };
-                (
-                    answers.errors() == [(code, None)]
-                        && answers.frames.len() == 1
-                        && conversation.closed.is_some(),
-                    match code {
-                        ErrorCode::BadFrame => "one bad_frame error, the connection closed",
-                        ErrorCode::InvalidUtf8 => "one invalid_utf8 error, the connection closed",
-                        _ => "one frame_too_large error, the connection closed",
-                    },
-                )
-            }
+            Episode::Garbage(kind) => garbage(*kind, answers, closed),
             Episode::ByteByByte => (
                 answers.welcomes() == 1 && answers.entered() && answers.acked() == [1],
                 "a welcome, the room entered and the ack of id 1",
@@ -246,47 +237,15 @@ impl Checker<'_> {
                         .is_some_and(|frame| is_error(frame, ErrorCode::SessionUnknown)),
                 "session_unknown, and no welcome to the victim's session",
             ),
-            Episode::ExpiredResume => self.expired_resume(conversation, &answers),
-            Episode::IdAbuse => {
-                let mut errors = answers.errors();
-                errors.sort_by_key(|(_, id)| *id);
-                let mut expected = vec![
-                    (ErrorCode::IdInvalid, Some(0)),
-                    (ErrorCode::IdStale, Some(3)),
-                    (ErrorCode::IdConflict, Some(5)),
-                    (ErrorCode::IdInvalid, Some(MESSAGE_ID_MAX + 1)),
-                ];
-                expected.sort_by_key(|(_, id)| *id);
-                (
-                    answers.welcomes() == 1 && answers.acked() == [5, 6] && errors == expected,
-                    "acks of ids 5 and 6, id_conflict for 5, id_invalid for 0 and the maximum + 1, id_stale for 3",
-                )
-            }
-            Episode::Flood { count } => {
-                let acked = answers.acked();
-                let in_order = acked.iter().copied().eq(1..=acked.len() as u64);
-                let complete = acked.len() as u64 == *count;
-                let only_rate = answers
-                    .errors()
-                    .iter()
-                    .all(|(code, _)| *code == ErrorCode::RateLimited);
-                // A flood that outruns the queue limit before the writer
-                // runs is dropped as a reader that does not keep up, its
-                // welcome unsent: allowed, as long as it is closed.
-                (
-                    answers.welcomes() <= 1
-                        && in_order
-                        && (complete || conversation.closed.is_some())
-                        && only_rate,
-                    "acks of ids 1, 2, 3... in order, all of them unless the connection was closed",
-                )
-            }
+            Episode::ExpiredResume => self.expired_resume(conversation, answers),
+            Episode::IdAbuse => id_abuse(answers),
+            Episode::Flood { count } => flood(*count, answers, closed),
             Episode::Silent { .. } => (
-                self.silent_closed(conversation, &answers),
+                self.silent_closed(conversation, answers),
                 "handshake_timeout within the handshake deadline",
             ),
             Episode::HalfClose => (
-                answers.welcomes() == 1 && conversation.closed.is_some(),
+                answers.welcomes() == 1 && closed,
                 "a welcome, then the connection closed by the server",
             ),
             Episode::ResetMidFrame => (answers.welcomes() == 1, "a welcome"),
@@ -294,18 +253,22 @@ impl Checker<'_> {
                 self.dropped_unread(conversation),
                 "its connection dropped as a reader that does not keep up",
             ),
-        };
-        let about = About::client(nick).at(conversation.connected.unwrap_or_default());
-        self.expect(Property::AdversaryContract, holds, about, || {
-            format!(
-                "{episode:?} expected {expected}; it received {:?}, {}",
-                answers.frames,
-                match conversation.closed {
-                    Some(at) => format!("closed at {:.3} s", at.as_secs_f64()),
-                    None => "not closed".to_owned(),
-                }
-            )
-        });
+        }
+    }
+
+    fn after_leave(&self, nick: &str, answers: &Answers<'_>) -> (bool, &'static str) {
+        (
+            answers.welcomes() == 1
+                && answers.acked() == [1]
+                && answers.errors() == [(ErrorCode::NotInRoom, Some(2))]
+                && answers
+                    .frames
+                    .iter()
+                    .any(|frame| matches!(frame, ServerFrame::Parted { .. }))
+                && own_message_before_ack(answers, &format!("{nick} before leave"))
+                && !self.logged_text(&format!("{nick} after leave")),
+            "its message before its ack, parted, then not_in_room for the send after leave",
+        )
     }
 
     fn expired_resume(
@@ -434,4 +397,62 @@ fn every_answer(answers: &Answers<'_>) -> bool {
         .iter()
         .all(|wanted| frames.any(|frame| wanted(frame)))
         && answers.errors().is_empty()
+}
+
+/// Garbage gets one error naming what is wrong with it, and a close.
+fn garbage(kind: Garbage, answers: &Answers<'_>, closed: bool) -> (bool, &'static str) {
+    let (code, expected) = match kind {
+        Garbage::Http | Garbage::UnknownType => (
+            ErrorCode::BadFrame,
+            "one bad_frame error, the connection closed",
+        ),
+        Garbage::Latin1 => (
+            ErrorCode::InvalidUtf8,
+            "one invalid_utf8 error, the connection closed",
+        ),
+        Garbage::Oversized => (
+            ErrorCode::FrameTooLarge,
+            "one frame_too_large error, the connection closed",
+        ),
+    };
+    (
+        answers.errors() == [(code, None)] && answers.frames.len() == 1 && closed,
+        expected,
+    )
+}
+
+/// Ids 0, 3 (below the highest, never sent), 5 again with another text and
+/// the maximum + 1, beside ids 5 and 6 that are fine.
+fn id_abuse(answers: &Answers<'_>) -> (bool, &'static str) {
+    let mut errors = answers.errors();
+    errors.sort_by_key(|(_, id)| *id);
+    let mut expected = vec![
+        (ErrorCode::IdInvalid, Some(0)),
+        (ErrorCode::IdStale, Some(3)),
+        (ErrorCode::IdConflict, Some(5)),
+        (ErrorCode::IdInvalid, Some(MESSAGE_ID_MAX + 1)),
+    ];
+    expected.sort_by_key(|(_, id)| *id);
+    (
+        answers.welcomes() == 1 && answers.acked() == [5, 6] && errors == expected,
+        "acks of ids 5 and 6, id_conflict for 5, id_invalid for 0 and the maximum + 1, id_stale for 3",
+    )
+}
+
+/// A flood is throttled, never answered out of order.
+fn flood(count: u64, answers: &Answers<'_>, closed: bool) -> (bool, &'static str) {
+    let acked = answers.acked();
+    let in_order = acked.iter().copied().eq(1..=acked.len() as u64);
+    let complete = acked.len() as u64 == count;
+    let only_rate = answers
+        .errors()
+        .iter()
+        .all(|(code, _)| *code == ErrorCode::RateLimited);
+    // A flood that outruns the queue limit before the writer runs is
+    // dropped as a reader that does not keep up, its welcome unsent:
+    // allowed, as long as it is closed.
+    (
+        answers.welcomes() <= 1 && in_order && (complete || closed) && only_rate,
+        "acks of ids 1, 2, 3... in order, all of them unless the connection was closed",
+    )
 }
