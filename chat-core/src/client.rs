@@ -291,3 +291,55 @@ async fn next_event<N: Network>(link: &mut Option<Link<N>>) -> LinkEvent {
         _ = &mut open.writer => LinkEvent::WriterEnded,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{EndReason, Tally};
+
+    /// Runs `finish` over lines still waiting in the input channel; what it
+    /// showed and the outcome.
+    fn finish_with(waiting: &[&str], tally: Tally) -> (Vec<String>, Outcome) {
+        let (sender, mut input) = mpsc::channel(waiting.len().max(1));
+        for line in waiting {
+            sender
+                .try_send((*line).to_owned())
+                .expect("room in the channel");
+        }
+        let mut shown = Vec::new();
+        let outcome = Outcome {
+            reason: EndReason::Left,
+            tally,
+        };
+        let outcome = finish(outcome, &mut input, &mut |ui| {
+            if let Ui::Show(line) = ui {
+                shown.push(line.to_string());
+            }
+        });
+        (shown, outcome)
+    }
+
+    #[test]
+    fn lines_typed_but_never_read_are_reported_and_counted_as_unconfirmed() {
+        let before = Tally {
+            delivered: 2,
+            unconfirmed: 1,
+            refused: 0,
+        };
+        let (shown, outcome) = finish_with(&["one", "", "two", ".exit", "/quit"], before);
+        assert_eq!(
+            shown,
+            ["2 typed lines were not sent: the session had ended."]
+        );
+        assert_eq!(outcome.tally.unconfirmed, 3, "1 before, and the two lines");
+        assert_eq!(outcome.tally.delivered, 2);
+        assert_eq!(outcome.reason, EndReason::Left);
+    }
+
+    #[test]
+    fn nothing_waiting_shows_nothing_and_changes_nothing() {
+        let (shown, outcome) = finish_with(&["", ".exit"], Tally::default());
+        assert!(shown.is_empty(), "{shown:?}");
+        assert_eq!(outcome.tally, Tally::default());
+    }
+}
