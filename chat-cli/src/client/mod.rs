@@ -17,16 +17,20 @@ mod render;
 mod terminal;
 
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chat_core::client::{ClientConfig, Ui};
 use chat_core::protocol;
+use chat_core::report::ClientReport;
 use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
 use clap::Args;
 
 use input::Keyboard;
 use render::Style;
+
+use crate::report_file::ReportFile;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -98,6 +102,12 @@ pub struct ClientArgs {
     #[arg(long, env = "CHAT_RECONNECT_GIVE_UP", default_value = "2m", value_parser = humantime::parse_duration)]
     reconnect_give_up: Duration,
 
+    /// Append every line shown, and how the session ended, to this file as
+    /// JSON lines (for the test that judges the real binaries with the
+    /// simulation's oracle).
+    #[arg(long, hide = true)]
+    transcript: Option<PathBuf>,
+
     #[command(flatten)]
     tls: crate::tls::ClientTlsArgs,
 }
@@ -121,6 +131,13 @@ pub fn main(args: ClientArgs) -> ExitCode {
         eprintln!("Invalid room: {error}.");
         return ExitCode::from(2);
     }
+    let mut transcript = match args.transcript.as_deref().map(ReportFile::open).transpose() {
+        Ok(transcript) => transcript,
+        Err(error) => {
+            eprintln!("Cannot open the transcript file: {error}.");
+            return ExitCode::from(2);
+        }
+    };
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let style = Style::for_stdout(args.timestamps);
     let (mut keyboard, lines, leave_request) = Keyboard::start(interactive);
@@ -142,6 +159,9 @@ pub fn main(args: ClientArgs) -> ExitCode {
         input::leave_signal(leave_request),
         |ui| match ui {
             Ui::Show(line) => {
+                if let Some(transcript) = transcript.as_mut() {
+                    transcript.write(ClientReport::Shown(line.clone()));
+                }
                 keyboard.show(&style.render(line));
                 // A refusal is followed by the nickname question.
                 if !matches!(line, Line::NickRefused(_)) {
@@ -152,6 +172,9 @@ pub fn main(args: ClientArgs) -> ExitCode {
             Ui::Prompt(prompt) => keyboard.prompt_changed(prompt),
         },
     ));
+    if let Some(transcript) = transcript.as_mut() {
+        transcript.write(ClientReport::Ended(outcome));
+    }
     keyboard.finish();
     let _ = io::stdout().flush();
     std::process::exit(exit_code(outcome));
