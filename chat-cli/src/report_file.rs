@@ -13,14 +13,23 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_core::report::{Stamped, encode_line};
 use serde::Serialize;
 
-/// A report file being appended to.
-#[derive(Debug)]
+/// A report file being appended to, shared by whoever reports (the
+/// server's observer runs under the server's lock, a client's input on a
+/// task of its own).
+#[derive(Clone, Debug)]
 pub struct ReportFile {
+    shared: Arc<Mutex<Open>>,
+}
+
+#[derive(Debug)]
+struct Open {
+    /// `None` once a write failed.
     file: Option<File>,
     path: PathBuf,
 }
@@ -29,15 +38,20 @@ impl ReportFile {
     /// Opens (or creates) `path` for appending.
     pub fn open(path: &Path) -> io::Result<ReportFile> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(ReportFile {
+        let open = Open {
             file: Some(file),
             path: path.to_owned(),
+        };
+        Ok(ReportFile {
+            shared: Arc::new(Mutex::new(open)),
         })
     }
 
     /// Appends `record`, stamped with the time now.
-    pub fn write<T: Serialize>(&mut self, record: T) {
-        let Some(file) = self.file.as_mut() else {
+    pub fn write<T: Serialize>(&self, record: T) {
+        // A panic while writing a record ends the process anyway.
+        let mut open = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(file) = open.file.as_mut() else {
             return;
         };
         let at = SystemTime::now()
@@ -47,9 +61,9 @@ impl ReportFile {
         if let Err(error) = file.write_all(&line) {
             eprintln!(
                 "Cannot write to {}: {error}; no more records go there.",
-                self.path.display()
+                open.path.display()
             );
-            self.file = None;
+            open.file = None;
         }
     }
 }

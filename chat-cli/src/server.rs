@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chat_core::report::ServerReport;
@@ -327,24 +326,18 @@ async fn open(
 /// under the server's lock), the watcher of the queue peak, and the start.
 #[derive(Clone)]
 struct Observer {
-    file: Arc<Mutex<ReportFile>>,
+    file: ReportFile,
 }
 
 impl Observer {
     fn open(path: &std::path::Path) -> anyhow::Result<Observer> {
         let file = ReportFile::open(path)
             .map_err(|error| anyhow::anyhow!("cannot open {}: {error}", path.display()))?;
-        Ok(Observer {
-            file: Arc::new(Mutex::new(file)),
-        })
+        Ok(Observer { file })
     }
 
     fn write(&self, record: ServerReport) {
-        // A panic while writing a record ends the server anyway.
-        self.file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(record);
+        self.file.write(record);
     }
 
     /// Reports every event and notice of the running server, and, each

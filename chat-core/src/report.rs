@@ -42,6 +42,8 @@ pub struct Stamped<T> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientReport {
+    /// A line the client took from its user (read from its input).
+    Typed(String),
     /// A line shown to the user, with its kind and sequence number.
     Shown(Line),
     /// How the session ended, with what became of the messages typed.
@@ -210,6 +212,7 @@ mod tests {
     #[test]
     fn client_records_come_back_as_written() {
         let records = vec![
+            stamped(0, ClientReport::Typed("héllo".into())),
             stamped(
                 1,
                 ClientReport::Shown(Line::Message {
@@ -242,7 +245,7 @@ mod tests {
         ];
         let text: Vec<u8> = records.iter().flat_map(encode_line).collect();
         let text = String::from_utf8(text).expect("JSON is UTF-8");
-        assert_eq!(text.lines().count(), 3);
+        assert_eq!(text.lines().count(), 4);
         let read: Vec<Stamped<ClientReport>> = parse_lines(&text).expect("records");
         assert_eq!(read, records);
     }

@@ -26,6 +26,7 @@ use chat_core::protocol;
 use chat_core::report::ClientReport;
 use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
 use clap::Args;
+use tokio::sync::mpsc;
 
 use input::Keyboard;
 use render::Style;
@@ -131,17 +132,34 @@ pub fn main(args: ClientArgs) -> ExitCode {
         eprintln!("Invalid room: {error}.");
         return ExitCode::from(2);
     }
-    let mut transcript = match args.transcript.as_deref().map(ReportFile::open).transpose() {
+    let transcript = match args.transcript.as_deref().map(ReportFile::open).transpose() {
         Ok(transcript) => transcript,
         Err(error) => {
             eprintln!("Cannot open the transcript file: {error}.");
             return ExitCode::from(2);
         }
     };
+    let Some(outcome) = run_session(&args, network, transcript.as_ref()) else {
+        return ExitCode::FAILURE;
+    };
+    if let Some(transcript) = &transcript {
+        transcript.write(ClientReport::Ended(outcome));
+    }
+    let _ = io::stdout().flush();
+    std::process::exit(exit_code(outcome));
+}
+
+/// Runs the session with the keyboard and the screen; `None` when the
+/// async runtime cannot start (said on standard error).
+fn run_session(
+    args: &ClientArgs,
+    network: chat_net::TokioNetwork,
+    transcript: Option<&ReportFile>,
+) -> Option<Outcome> {
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let style = Style::for_stdout(args.timestamps);
     let (mut keyboard, lines, leave_request) = Keyboard::start(interactive);
-    let config = client_config(&args);
+    let config = client_config(args);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,17 +167,18 @@ pub fn main(args: ClientArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("Cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return None;
         }
     };
-    let outcome = runtime.block_on(chat_core::client::run(
-        network,
-        config,
-        lines,
-        input::leave_signal(leave_request),
-        |ui| match ui {
+    let outcome = runtime.block_on(async {
+        let lines = match transcript {
+            Some(transcript) => tap(lines, transcript.clone()),
+            None => lines,
+        };
+        let leave = input::leave_signal(leave_request);
+        chat_core::client::run(network, config, lines, leave, |ui| match ui {
             Ui::Show(line) => {
-                if let Some(transcript) = transcript.as_mut() {
+                if let Some(transcript) = transcript {
                     transcript.write(ClientReport::Shown(line.clone()));
                 }
                 keyboard.show(&style.render(line));
@@ -170,14 +189,27 @@ pub fn main(args: ClientArgs) -> ExitCode {
             }
             Ui::Ready(prompt) => keyboard.read_next(prompt),
             Ui::Prompt(prompt) => keyboard.prompt_changed(prompt),
-        },
-    ));
-    if let Some(transcript) = transcript.as_mut() {
-        transcript.write(ClientReport::Ended(outcome));
-    }
+        })
+        .await
+    });
     keyboard.finish();
-    let _ = io::stdout().flush();
-    std::process::exit(exit_code(outcome));
+    Some(outcome)
+}
+
+/// `--transcript`: every line read from the input is reported as typed on
+/// its way to the session. A line is read only when the session asks for
+/// one, so this adds no read-ahead.
+fn tap(mut lines: mpsc::Receiver<String>, transcript: ReportFile) -> mpsc::Receiver<String> {
+    let (sender, tapped) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(line) = lines.recv().await {
+            transcript.write(ClientReport::Typed(line.clone()));
+            if sender.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    tapped
 }
 
 fn client_config(args: &ClientArgs) -> ClientConfig {

@@ -61,6 +61,18 @@ fn a_conversation_is_reported_by_the_client_and_the_server() {
         _ => None,
     });
     assert!(message_seq.is_some(), "{records:?}");
+    let typed: Vec<&ClientReport> = records
+        .iter()
+        .copied()
+        .filter(|record| matches!(record, ClientReport::Typed(_)))
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            &ClientReport::Typed("hello there".into()),
+            &ClientReport::Typed(".exit".into())
+        ]
+    );
     let Some(ClientReport::Ended(outcome)) = records.last() else {
         panic!("the transcript ends with the outcome: {records:?}");
     };
