@@ -46,8 +46,14 @@ impl SeedRun {
             .map(|(kind, count)| format!("{} {count}", kind.name()))
             .collect();
         let runs: usize = self.observations.clients.iter().map(|c| c.runs.len()).sum();
+        let checks: Vec<String> = self
+            .verdict
+            .checks
+            .iter()
+            .map(|(property, count)| format!("{property} {count}"))
+            .collect();
         format!(
-            "seed {}: {} in {:.1} s; {} client runs, {} server starts; faults: {}; proxies: {}; {} checks, {} violations",
+            "seed {}: {} in {:.1} s; {} client runs, {} server starts; faults: {}; proxies: {}; {} checks, {} violations\n  checks: {}",
             self.seed,
             if self.verdict.violations.is_empty() {
                 "held"
@@ -65,6 +71,7 @@ impl SeedRun {
             self.proxies,
             self.verdict.check_count(),
             self.verdict.violations.len(),
+            checks.join(", "),
         )
     }
 }
