@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use chat_core::session::Line;
 use sim_tests::oracle::Property;
+use sim_tests::scenario::FaultKind;
 use tokio::sync::Semaphore;
 
 use run::SeedRun;
@@ -137,6 +138,7 @@ fn real_processes_hold_every_property_of_the_simulation() {
     for run in &passed {
         judged_something(run);
     }
+    faults_reached_connections(&passed);
     if let Some(run) = passed.first() {
         a_duplicate_is_caught(run);
     }
@@ -157,6 +159,46 @@ fn judged_something(run: &SeedRun) {
             "seed {}: {property} was never checked",
             run.seed
         );
+    }
+}
+
+/// The proxies did what the plans asked of them to real connections: where
+/// links were cut or held, connections were reset and bytes waited; where
+/// latency spiked, bytes were delayed (added up over the seeds run, since
+/// a short fault may strike an idle link).
+fn faults_reached_connections(runs: &[SeedRun]) {
+    let applied = |kinds: &[FaultKind]| {
+        runs.iter().any(|run| {
+            kinds
+                .iter()
+                .any(|kind| run.observations.faults_applied.contains_key(kind))
+        })
+    };
+    let resets: u64 = runs.iter().map(|run| run.proxies.resets).sum();
+    let held: u64 = runs.iter().map(|run| run.proxies.held).sum();
+    let delayed: u64 = runs.iter().map(|run| run.proxies.delayed).sum();
+    if applied(&[
+        FaultKind::Partition,
+        FaultKind::PartitionOneWay,
+        FaultKind::LinkFailure,
+    ]) {
+        assert!(
+            resets > 0,
+            "links were cut or failed, yet no connection was reset"
+        );
+    }
+    if applied(&[
+        FaultKind::Hold,
+        FaultKind::Partition,
+        FaultKind::StopReading,
+    ]) {
+        assert!(
+            held > 0,
+            "links were held, cut or stopped, yet nothing waited"
+        );
+    }
+    if applied(&[FaultKind::LatencySpike]) {
+        assert!(delayed > 0, "latency spiked, yet nothing was delayed");
     }
 }
 

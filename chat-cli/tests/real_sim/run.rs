@@ -30,8 +30,8 @@ pub struct SeedRun {
     pub observations: Observations,
     /// Real time the run took, from the server's start to the verdict.
     pub wall: Duration,
-    /// What the proxies did, in words.
-    pub proxies: String,
+    /// What the proxies did, all together.
+    pub proxies: ProxyTotals,
     /// The run's files (processes' consoles, reports, the data directory).
     pub directory: PathBuf,
 }
@@ -107,7 +107,7 @@ pub async fn run_seed(seed: u64) -> anyhow::Result<SeedRun> {
         host_logs.push(host.await.context("a client host panicked")??);
     }
     let server_log = server.stop().await?;
-    let proxies_done = describe(&mut proxies);
+    let proxies_done = stop_proxies(&mut proxies);
     let logs = RunLogs {
         server: server_log,
         hosts: host_logs,
@@ -151,19 +151,41 @@ fn start_hosts(
     (crashes, hosts)
 }
 
-/// Stops the proxies and says what they did.
-fn describe(proxies: &mut [Proxy]) -> String {
-    let (mut connections, mut resets, mut held, mut delayed) = (0, 0, 0, 0);
+/// What the proxies of a run did, all together.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProxyTotals {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Connections reset.
+    pub resets: u64,
+    /// Pieces that waited for a hold, cut or stop to end.
+    pub held: u64,
+    /// Pieces delayed by a latency spike.
+    pub delayed: u64,
+}
+
+impl std::fmt::Display for ProxyTotals {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{} connections, {} reset, {} pieces held, {} pieces delayed",
+            self.connections, self.resets, self.held, self.delayed
+        )
+    }
+}
+
+/// Stops the proxies and adds up what they did.
+fn stop_proxies(proxies: &mut [Proxy]) -> ProxyTotals {
+    let mut totals = ProxyTotals::default();
     for proxy in proxies.iter_mut() {
         proxy.stop();
-        connections += proxy.counts.connections.load(Ordering::Relaxed);
-        resets += proxy.counts.resets.load(Ordering::Relaxed);
-        held += proxy.counts.pieces_held.load(Ordering::Relaxed);
-        delayed += proxy.counts.pieces_delayed.load(Ordering::Relaxed);
+        let counts = &proxy.counts;
+        totals.connections += counts.connections.load(Ordering::Relaxed);
+        totals.resets += counts.resets.load(Ordering::Relaxed);
+        totals.held += counts.pieces_held.load(Ordering::Relaxed);
+        totals.delayed += counts.pieces_delayed.load(Ordering::Relaxed);
     }
-    format!(
-        "{connections} connections, {resets} reset, {held} pieces held, {delayed} pieces delayed"
-    )
+    totals
 }
 
 /// The oracle's verdict, with the properties real runs skip taken out (they
