@@ -11,7 +11,7 @@ server *args:
 client *args:
     cargo run --release --bin chat-cli -- client {{args}}
 
-# Every test: unit, property, end-to-end over loopback, simulation scenarios, a seed sweep, planted bugs.
+# Every test: unit, property, end-to-end over loopback, simulation scenarios, a seed sweep, planted bugs, a few seeds on the real binaries.
 test:
     {{just_executable()}} sim 1000 --require-mechanisms
     {{just_executable()}} sim-planted
@@ -41,6 +41,14 @@ sim-planted:
 sim-planted-svg bug seed file:
     RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
     -target/planted/sim/sim seed {{seed}} --planted {{bug}} --svg {{file}}
+
+# The real binaries under the simulation's oracle: SEEDS seeds from FIRST, PARALLEL at a time, on real processes through a fault-injecting proxy.
+real-sim seeds="20" first="0" parallel="3":
+    REAL_SIM_SEEDS={{first}}..$(({{first}} + {{seeds}})) REAL_SIM_PARALLEL={{parallel}} cargo test --quiet -p chat-cli --test real_sim -- --nocapture
+
+# One seed on real processes; a failure keeps its files (consoles, reports, data) and names them. Compare with `just sim-seed N`.
+real-sim-seed seed:
+    REAL_SIM_SEEDS={{seed}} cargo test --quiet -p chat-cli --test real_sim -- --nocapture
 
 # Our server under load, alone: the five scenarios, one table.
 bench *flags:

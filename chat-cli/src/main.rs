@@ -8,6 +8,7 @@ mod bench;
 mod client;
 mod limits;
 mod logging;
+mod report_file;
 mod server;
 mod tls;
 

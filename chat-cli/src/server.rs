@@ -1,15 +1,17 @@
 //! `chat-cli server`: the real server over tokio TCP, optionally with TLS.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use std::path::PathBuf;
-
+use chat_core::report::ServerReport;
 use chat_core::room::RoomConfig;
-use chat_core::server::{Keeping, ServerConfig};
+use chat_core::server::{Keeping, ServerConfig, ServerError, ServerHandle, Start};
 use chat_net::{Network, TokioNetwork, TokioStorage};
 use clap::Args;
+use tokio::task::JoinHandle;
 
+use crate::report_file::ReportFile;
 use crate::tls::ServerTlsArgs;
 
 /// The limits that are not options, from the code's own constants.
@@ -74,6 +76,12 @@ pub struct ServerArgs {
     /// never).
     #[arg(long, env = "CHAT_SUMMARY_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     summary_interval: Duration,
+
+    /// Append every event released, every console notice, and what each
+    /// start recovered to this file as JSON lines (for the test that judges
+    /// the real binaries with the simulation's oracle).
+    #[arg(long, hide = true)]
+    observe: Option<PathBuf>,
 
     #[command(flatten)]
     timing: TimingArgs,
@@ -239,34 +247,43 @@ pub fn main(args: ServerArgs) -> ExitCode {
 }
 
 async fn serve(args: ServerArgs, console: &mut crate::logging::Console) -> anyhow::Result<()> {
+    let observer = match &args.observe {
+        Some(path) => Some(Observer::open(path)?),
+        None => None,
+    };
+    let report = |record: ServerReport| {
+        if let Some(observer) = &observer {
+            observer.write(record);
+        }
+    };
+    report(ServerReport::Starting);
     match crate::limits::raise_open_files() {
         Ok(limit) => tracing::debug!("open-file limit: {limit}"),
         Err(error) => tracing::warn!("Cannot raise the open-file limit: {error}."),
     }
     let config = args.config();
-    let keeping = if args.in_memory {
-        Keeping::InMemory
-    } else {
-        Keeping::Durable {
-            storage: TokioStorage,
-            dir: args.data_dir.clone(),
+    let start = match open(&args, &config).await {
+        Ok(start) => start,
+        Err(error) => {
+            report(ServerReport::Failed(error.to_string()));
+            return Err(error.into());
         }
     };
-    let incarnation = || format!("{:032x}", rand::random::<u128>());
-    let start = chat_core::server::open(keeping, &config.room, rand::random(), incarnation).await?;
+    report(ServerReport::recovered(&start.rooms, start.recovered));
     let tls = args.tls.load()?;
     let listener = crate::tls::server_network(tls.as_ref())
         .bind(&args.listen)
         .await?;
     // Before the server says it listens: from then on SIGHUP must not kill it.
     let reloading = crate::tls::reload_on_hangup(tls);
+    let mut peaks = None;
     let served = {
         let running = chat_core::server::run::<TokioNetwork, TokioStorage>(
             listener,
             config,
             start,
             shutdown_signal(),
-            |_| {},
+            |handle| peaks = observer.as_ref().map(|observer| observer.watch(handle)),
         );
         tokio::pin!(running);
         let mut reports = tokio::time::interval(Duration::from_secs(10));
@@ -277,12 +294,73 @@ async fn serve(args: ServerArgs, console: &mut crate::logging::Console) -> anyho
             }
         }
     };
-    if let Some(reloading) = reloading {
-        reloading.abort();
+    for task in [reloading, peaks].into_iter().flatten() {
+        task.abort();
+    }
+    if let Err(error) = &served {
+        report(ServerReport::Stopped(error.to_string()));
     }
     served?;
     tracing::info!("Server stopped.");
     Ok(())
+}
+
+/// The server's state: recovered from the data directory, or new.
+async fn open(
+    args: &ServerArgs,
+    config: &ServerConfig,
+) -> Result<Start<TokioStorage>, ServerError> {
+    let keeping = if args.in_memory {
+        Keeping::InMemory
+    } else {
+        Keeping::Durable {
+            storage: TokioStorage,
+            dir: args.data_dir.clone(),
+        }
+    };
+    let incarnation = || format!("{:032x}", rand::random::<u128>());
+    chat_core::server::open(keeping, &config.room, rand::random(), incarnation).await
+}
+
+/// `--observe`: the report file, shared by the server's observer (called
+/// under the server's lock), the watcher of the queue peak, and the start.
+#[derive(Clone)]
+struct Observer {
+    file: ReportFile,
+}
+
+impl Observer {
+    fn open(path: &std::path::Path) -> anyhow::Result<Observer> {
+        let file = ReportFile::open(path)
+            .map_err(|error| anyhow::anyhow!("cannot open {}: {error}", path.display()))?;
+        Ok(Observer { file })
+    }
+
+    fn write(&self, record: ServerReport) {
+        self.file.write(record);
+    }
+
+    /// Reports every event and notice of the running server, and, each
+    /// clock tick, the queue peak when it grew (the peak is a counter, not
+    /// an event: one that grew in the last tick before a SIGKILL is lost).
+    fn watch(&self, handle: ServerHandle) -> JoinHandle<()> {
+        let observer = self.clone();
+        handle.set_observer(move |observed| observer.write(ServerReport::observed(observed)));
+        let observer = self.clone();
+        let tick = ServerConfig::default().tick;
+        tokio::spawn(async move {
+            let mut reported = 0;
+            let mut ticks = tokio::time::interval(tick);
+            loop {
+                ticks.tick().await;
+                let peak = handle.queued_bytes_peak();
+                if peak > reported {
+                    observer.write(ServerReport::QueuePeak(peak));
+                    reported = peak;
+                }
+            }
+        })
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -13,6 +13,9 @@
 //!   recipient gets them in one push.
 //! - [`server`] and [`client`]: the async drivers that feed the state machines
 //!   from the network and carry out their actions.
+//! - [`report`]: what a real process saw (lines shown, events released), as
+//!   JSON lines, for tests that judge the real binaries with the
+//!   simulation's oracle.
 //! - [`store`]: the write-ahead log the server keeps its durable state in,
 //!   over any [`chat_net::Storage`]. It knows nothing of rooms: it stores
 //!   opaque records.
@@ -42,6 +45,7 @@ pub mod outbox;
 pub mod planted;
 pub mod protocol;
 pub mod reader;
+pub mod report;
 pub mod room;
 pub mod server;
 pub mod session;

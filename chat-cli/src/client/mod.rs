@@ -17,16 +17,21 @@ mod render;
 mod terminal;
 
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chat_core::client::{ClientConfig, Ui};
 use chat_core::protocol;
+use chat_core::report::ClientReport;
 use chat_core::session::{EndReason, Line, Outcome, SessionConfig};
 use clap::Args;
+use tokio::sync::mpsc;
 
 use input::Keyboard;
 use render::Style;
+
+use crate::report_file::ReportFile;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -98,6 +103,12 @@ pub struct ClientArgs {
     #[arg(long, env = "CHAT_RECONNECT_GIVE_UP", default_value = "2m", value_parser = humantime::parse_duration)]
     reconnect_give_up: Duration,
 
+    /// Append every line shown, and how the session ended, to this file as
+    /// JSON lines (for the test that judges the real binaries with the
+    /// simulation's oracle).
+    #[arg(long, hide = true)]
+    transcript: Option<PathBuf>,
+
     #[command(flatten)]
     tls: crate::tls::ClientTlsArgs,
 }
@@ -121,10 +132,34 @@ pub fn main(args: ClientArgs) -> ExitCode {
         eprintln!("Invalid room: {error}.");
         return ExitCode::from(2);
     }
+    let transcript = match args.transcript.as_deref().map(ReportFile::open).transpose() {
+        Ok(transcript) => transcript,
+        Err(error) => {
+            eprintln!("Cannot open the transcript file: {error}.");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(outcome) = run_session(&args, network, transcript.as_ref()) else {
+        return ExitCode::FAILURE;
+    };
+    if let Some(transcript) = &transcript {
+        transcript.write(ClientReport::Ended(outcome));
+    }
+    let _ = io::stdout().flush();
+    std::process::exit(exit_code(outcome));
+}
+
+/// Runs the session with the keyboard and the screen; `None` when the
+/// async runtime cannot start (said on standard error).
+fn run_session(
+    args: &ClientArgs,
+    network: chat_net::TokioNetwork,
+    transcript: Option<&ReportFile>,
+) -> Option<Outcome> {
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let style = Style::for_stdout(args.timestamps);
     let (mut keyboard, lines, leave_request) = Keyboard::start(interactive);
-    let config = client_config(&args);
+    let config = client_config(args);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -132,16 +167,20 @@ pub fn main(args: ClientArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("Cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return None;
         }
     };
-    let outcome = runtime.block_on(chat_core::client::run(
-        network,
-        config,
-        lines,
-        input::leave_signal(leave_request),
-        |ui| match ui {
+    let outcome = runtime.block_on(async {
+        let lines = match transcript {
+            Some(transcript) => tap(lines, transcript.clone()),
+            None => lines,
+        };
+        let leave = input::leave_signal(leave_request);
+        chat_core::client::run(network, config, lines, leave, |ui| match ui {
             Ui::Show(line) => {
+                if let Some(transcript) = transcript {
+                    transcript.write(ClientReport::Shown(line.clone()));
+                }
                 keyboard.show(&style.render(line));
                 // A refusal is followed by the nickname question.
                 if !matches!(line, Line::NickRefused(_)) {
@@ -150,11 +189,27 @@ pub fn main(args: ClientArgs) -> ExitCode {
             }
             Ui::Ready(prompt) => keyboard.read_next(prompt),
             Ui::Prompt(prompt) => keyboard.prompt_changed(prompt),
-        },
-    ));
+        })
+        .await
+    });
     keyboard.finish();
-    let _ = io::stdout().flush();
-    std::process::exit(exit_code(outcome));
+    Some(outcome)
+}
+
+/// `--transcript`: every line read from the input is reported as typed on
+/// its way to the session. A line is read only when the session asks for
+/// one, so this adds no read-ahead.
+fn tap(mut lines: mpsc::Receiver<String>, transcript: ReportFile) -> mpsc::Receiver<String> {
+    let (sender, tapped) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(line) = lines.recv().await {
+            transcript.write(ClientReport::Typed(line.clone()));
+            if sender.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    tapped
 }
 
 fn client_config(args: &ClientArgs) -> ClientConfig {

@@ -13,6 +13,7 @@ mod demo;
 mod durability;
 mod failures;
 mod limits;
+mod reports;
 mod slow_reader;
 #[cfg(unix)]
 mod terminal;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::ErrorCode;
 
 /// A connection, as numbered by the driver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ConnectionId(pub u64);
 
 impl fmt::Display for ConnectionId {
@@ -54,7 +54,7 @@ impl Recipients {
 }
 
 /// Why a connection ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CloseReason {
     /// The peer closed it, or it broke.
     PeerClosed,
@@ -77,8 +77,9 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// What the server console shows (the driver logs these).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the server console shows (the driver logs these). Serializable
+/// for [`crate::report`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
     /// A connection was accepted.
     ConnectionEstablished {
@@ -149,7 +150,7 @@ pub enum Notice {
 }
 
 /// The periodic summary line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Open connections.
     pub connections: usize,

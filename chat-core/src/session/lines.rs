@@ -8,11 +8,13 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::protocol::{ErrorCode, RoomCount, Seq};
 
 /// A line shown to the user. Sequence numbers are carried along for
-/// observers and not shown.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// observers and not shown. Serializable for [`crate::report`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Line {
     /// `X has connected to the chatroom.`
     Joined {
@@ -179,7 +181,7 @@ pub enum Line {
 }
 
 /// What became of the messages a user typed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     /// Messages acknowledged by the server.
     pub delivered: usize,
@@ -394,7 +396,7 @@ impl fmt::Display for Tally {
 }
 
 /// How a session ended; the command line turns it into an exit code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EndReason {
     /// The user left (`.exit`, `/quit`, end of input, a signal).
     Left,
@@ -408,7 +410,7 @@ pub enum EndReason {
 }
 
 /// The end of a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Why it ended.
     pub reason: EndReason,

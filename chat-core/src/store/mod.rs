@@ -211,7 +211,7 @@ pub enum StoreError {
 }
 
 /// What a recovery found, besides the records.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryStats {
     /// Segments read, from the one with the newest snapshot to the newest.
     pub segments_read: u64,
