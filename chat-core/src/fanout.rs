@@ -111,9 +111,12 @@ mod tests {
         Recipients(ids.iter().map(|&id| ConnectionId(id)).collect())
     }
 
+    /// What each recipient is handed, piece by piece; never an empty piece
+    /// (it would cost a queue push and a write for nothing).
     fn deliveries(run: Run) -> Vec<(u64, String)> {
         let mut delivered = Vec::new();
         run.finish(|to, piece| {
+            assert!(!piece.is_empty(), "an empty piece for {to:?}");
             delivered.push((to.0, String::from_utf8_lossy(&piece).into_owned()))
         });
         delivered
@@ -163,6 +166,21 @@ mod tests {
                 (2, "ack2\n".to_owned()),
                 (2, "e3\n".to_owned()),
                 (3, "e1\ne2\ne3\n".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_frame_after_the_last_broadcast_ends_its_member_s_pieces() {
+        let mut run = Run::new(to(&[1, 2]), bytes("e1\n"));
+        run.extend(&bytes("e2\n"));
+        run.interleave(ConnectionId(1), bytes("ack\n"));
+        assert_eq!(
+            deliveries(run),
+            vec![
+                (1, "e1\ne2\n".to_owned()),
+                (1, "ack\n".to_owned()),
+                (2, "e1\ne2\n".to_owned()),
             ]
         );
     }
