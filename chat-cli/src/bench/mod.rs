@@ -2,24 +2,32 @@
 //! the IRC servers people would otherwise run (ngIRCd, InspIRCd).
 //!
 //! Every scenario starts a fresh server, runs, and stops it by its process
-//! id. With `--peers`, each scenario runs against every server in turn, and
-//! the ratios ours / best peer are printed and written as JSON.
+//! id. Our server runs twice per run: with its defaults (durable: every
+//! message on disk before it is acknowledged) and in memory, so that the
+//! cost of durability is a measured figure. With `--peers`, each scenario
+//! also runs against every peer in turn, and the ratios ours / best peer
+//! are printed and written as JSON.
+//!
+//! The generator reaches every server through chat-net's `TokioNetwork`
+//! ([`wire`]), as the server and the client do: chat-net stays the one
+//! crate that names socket types.
 
 mod load;
+mod report;
 mod servers;
 mod wire;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::{Value, json};
 
 use load::{Figures, Plan};
-use servers::Server;
+use report::Results;
+use servers::{Launch, Server};
 
 /// Options of `chat-cli bench`.
 #[derive(Debug, Args)]
@@ -117,16 +125,44 @@ fn scenario(number: u8, scale: f64) -> Option<(&'static str, Plan)> {
     })
 }
 
-type Start = fn(&Path) -> Result<Server>;
+/// A server a scenario runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    /// Ours with its defaults (durable).
+    Ours,
+    /// Ours, keeping nothing on disk.
+    OursInMemory,
+    /// ngIRCd from Debian's package.
+    Ngircd,
+    /// InspIRCd from Debian's package.
+    Inspircd,
+}
 
-fn contenders(args: &BenchArgs) -> Vec<(&'static str, Start)> {
-    let mut list: Vec<(&'static str, Start)> = vec![
-        ("chat (ours)", |_| servers::start_ours(true)),
-        ("chat (ours, in memory)", |_| servers::start_ours(false)),
-    ];
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ours => report::OURS,
+            Self::OursInMemory => report::OURS_IN_MEMORY,
+            Self::Ngircd => "ngIRCd",
+            Self::Inspircd => "InspIRCd",
+        }
+    }
+
+    async fn start(self, args: &BenchArgs) -> Result<Server> {
+        match self {
+            Self::Ours => servers::start_ours(&Launch::durable()),
+            Self::OursInMemory => servers::start_ours(&Launch::in_memory()),
+            Self::Ngircd => servers::start_ngircd(&args.peers_config).await,
+            Self::Inspircd => servers::start_inspircd(&args.peers_config).await,
+        }
+    }
+}
+
+/// The servers scenario `number` runs against, in the order they run.
+fn contenders(args: &BenchArgs, _number: u8) -> Vec<Contender> {
+    let mut list = vec![Contender::Ours, Contender::OursInMemory];
     if args.peers {
-        list.push(("ngIRCd", servers::start_ngircd));
-        list.push(("InspIRCd", servers::start_inspircd));
+        list.extend([Contender::Ngircd, Contender::Inspircd]);
     }
     list
 }
@@ -151,47 +187,49 @@ fn run(args: &BenchArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
-    let mut results: BTreeMap<u8, Vec<(String, Figures)>> = BTreeMap::new();
+    let mut results = Results::default();
     for &number in &args.scenarios {
-        let (title, plan) =
-            scenario(number, args.scale).with_context(|| format!("no scenario {number}"))?;
-        // Alternate between the servers, run after run.
-        let mut runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
-        for run in 1..=args.runs.max(1) {
-            for (name, start) in contenders(args) {
-                eprintln!("scenario {number} ({title}) against {name}, run {run}...");
-                let server = start(&args.peers_config)?;
-                eprintln!("  {name} runs as process {}", server.pid());
-                let figures = runtime.block_on(load::run(&server, &plan));
-                server.stop();
-                runs.entry(name)
-                    .or_default()
-                    .push(figures.with_context(|| format!("scenario {number} against {name}"))?);
-            }
-        }
-        for (name, _) in contenders(args) {
-            let figures = median(runs.remove(name).unwrap_or_default(), plan.rate.is_some());
-            results
-                .entry(number)
-                .or_default()
-                .push((name.to_owned(), figures));
-        }
+        let rows = runtime.block_on(run_scenario(args, number))?;
+        results.0.insert(number, rows);
     }
-    print_table(&results);
-    let ratios = ratios(&results);
-    for (key, value) in &ratios {
-        println!(
-            "{key:32} {}",
-            value
-                .as_f64()
-                .map_or("-".to_owned(), |value| format!("{value:.2}"))
-        );
-    }
+    report::print_table(&results);
+    let ratios = report::ratios(&results);
+    report::print_ratios(&ratios);
     if let Some(path) = &args.json {
-        write_json(path, &results, ratios)?;
+        report::write_json(path, &results, ratios)?;
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+/// Runs scenario `number` against every contender, alternating between
+/// them run after run; returns each one's median run.
+async fn run_scenario(args: &BenchArgs, number: u8) -> Result<Vec<(String, Figures)>> {
+    let (title, plan) =
+        scenario(number, args.scale).with_context(|| format!("no scenario {number}"))?;
+    let contenders = contenders(args, number);
+    let mut runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
+    for run in 1..=args.runs.max(1) {
+        for &contender in &contenders {
+            let name = contender.name();
+            eprintln!("scenario {number} ({title}) against {name}, run {run}...");
+            let server = contender.start(args).await?;
+            eprintln!("  {name} runs as process {}", server.pid());
+            let figures = load::run(&server, &plan).await;
+            server.stop();
+            runs.entry(name)
+                .or_default()
+                .push(figures.with_context(|| format!("scenario {number} against {name}"))?);
+        }
+    }
+    Ok(contenders
+        .iter()
+        .map(|contender| {
+            let name = contender.name();
+            let figures = median(runs.remove(name).unwrap_or_default(), plan.rate.is_some());
+            (name.to_owned(), figures)
+        })
+        .collect())
 }
 
 /// The median run: by p99 latency for fixed-rate scenarios, else by
@@ -204,149 +242,4 @@ fn median(mut runs: Vec<Figures>, by_latency: bool) -> Figures {
     }
     let middle = runs.len() / 2;
     runs.into_iter().nth(middle).unwrap_or_default()
-}
-
-fn print_table(results: &BTreeMap<u8, Vec<(String, Figures)>>) {
-    println!(
-        "{:<3} {:<12} {:>12} {:>9} {:>9} {:>9} {:>6} {:>5} {:>5} {:>9} {:>8} {:>10}",
-        "#",
-        "server",
-        "deliveries/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "lost",
-        "dup",
-        "ooo",
-        "cpu µs/d",
-        "rss MiB",
-        "idle B/conn"
-    );
-    for (number, rows) in results {
-        for (name, figures) in rows {
-            println!(
-                "{:<3} {:<12} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>6} {:>5} {:>5} {:>9.3} {:>8.1} {:>10}",
-                number,
-                name,
-                figures.deliveries_per_second,
-                figures.latency_p50_us as f64 / 1000.0,
-                figures.latency_p99_us as f64 / 1000.0,
-                figures.latency_max_us as f64 / 1000.0,
-                figures.lost,
-                figures.duplicated,
-                figures.out_of_order,
-                figures.server_cpu_us_per_delivery,
-                figures.server_rss_mib,
-                figures
-                    .idle_bytes_per_connection
-                    .map_or("-".to_owned(), |bytes| format!("{bytes:.0}")),
-            );
-        }
-    }
-}
-
-/// Ours divided by the best peer's figure, for each target.
-fn ratios(results: &BTreeMap<u8, Vec<(String, Figures)>>) -> BTreeMap<&'static str, Value> {
-    let ours = |number: u8| {
-        results
-            .get(&number)
-            .and_then(|rows| rows.iter().find(|(name, _)| name == "chat (ours)"))
-            .map(|(_, figures)| figures)
-    };
-    let peers = |number: u8| -> Vec<&Figures> {
-        results
-            .get(&number)
-            .map(|rows| {
-                rows.iter()
-                    .filter(|(name, _)| !name.starts_with("chat (ours"))
-                    .map(|(_, figures)| figures)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let best_higher = |number: u8, get: fn(&Figures) -> f64| {
-        let best = peers(number).into_iter().map(get).fold(f64::NAN, f64::max);
-        ours(number)
-            .map(|figures| get(figures) / best)
-            .filter(|ratio| ratio.is_finite())
-    };
-    let best_lower = |number: u8, get: fn(&Figures) -> f64| {
-        let best = peers(number).into_iter().map(get).fold(f64::NAN, f64::min);
-        ours(number)
-            .map(|figures| get(figures) / best)
-            .filter(|ratio| ratio.is_finite())
-    };
-    let mut ratios = BTreeMap::new();
-    ratios.insert(
-        "ratio_deliveries_scenario1",
-        json!(best_higher(1, |figures| figures.deliveries_per_second)),
-    );
-    ratios.insert(
-        "ratio_deliveries_scenario2",
-        json!(best_higher(2, |figures| figures.deliveries_per_second)),
-    );
-    ratios.insert(
-        "ratio_p99_scenario3",
-        json!(best_lower(3, |figures| figures.latency_p99_us as f64)),
-    );
-    ratios.insert(
-        "ratio_idle_memory",
-        json!(best_lower(4, |figures| figures
-            .idle_bytes_per_connection
-            .unwrap_or(f64::NAN))),
-    );
-    ratios.insert(
-        "overload_rss_mib",
-        json!(ours(5).map(|figures| figures.server_rss_mib)),
-    );
-    let fraction = match (ours(5), ours(1)) {
-        (Some(loaded), Some(alone)) => {
-            Some(loaded.deliveries_per_second / alone.deliveries_per_second)
-        }
-        _ => None,
-    };
-    ratios.insert("scenario5_throughput_fraction", json!(fraction));
-    ratios
-}
-
-fn write_json(
-    path: &Path,
-    results: &BTreeMap<u8, Vec<(String, Figures)>>,
-    ratios: BTreeMap<&'static str, Value>,
-) -> Result<()> {
-    let mut servers: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    for (number, rows) in results {
-        for (name, figures) in rows {
-            servers.entry(name.clone()).or_default().insert(
-                format!("scenario{number}"),
-                json!({
-                    "deliveries": figures.deliveries,
-                    "expected": figures.expected,
-                    "deliveries_per_second": figures.deliveries_per_second,
-                    "latency_p50_us": figures.latency_p50_us,
-                    "latency_p99_us": figures.latency_p99_us,
-                    "latency_max_us": figures.latency_max_us,
-                    "lost": figures.lost,
-                    "duplicated": figures.duplicated,
-                    "out_of_order": figures.out_of_order,
-                    "server_cpu_us_per_delivery": figures.server_cpu_us_per_delivery,
-                    "server_rss_mib": figures.server_rss_mib,
-                    "idle_bytes_per_connection": figures.idle_bytes_per_connection,
-                }),
-            );
-        }
-    }
-    let mut document: serde_json::Map<String, Value> = ratios
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect();
-    document.insert("servers".to_owned(), json!(servers));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&Value::Object(document))?,
-    )?;
-    Ok(())
 }
