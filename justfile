@@ -42,7 +42,7 @@ sim-planted-svg bug seed file:
     RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
     -target/planted/sim/sim seed {{seed}} --planted {{bug}} --svg {{file}}
 
-# Our server under load, alone: the five scenarios, one table.
+# Our server under load, alone: the five scenarios (durable, in memory, and scenario 1 over TLS), one table.
 bench *flags:
     cargo build --quiet --release --bin chat-cli
     target/release/chat-cli bench {{flags}}

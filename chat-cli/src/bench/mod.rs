@@ -15,11 +15,13 @@
 mod load;
 mod report;
 mod servers;
+mod tls;
 mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -27,7 +29,8 @@ use clap::Args;
 
 use load::{Figures, Plan};
 use report::Results;
-use servers::{Launch, Server};
+use servers::{Launch, Server, TempDir};
+use tls::TlsFiles;
 
 /// Options of `chat-cli bench`.
 #[derive(Debug, Args)]
@@ -53,6 +56,14 @@ pub struct BenchArgs {
     /// (by deliveries per second, or by p99 latency at a fixed rate).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+
+    /// Scenarios that also run against our server over TLS (a certificate
+    /// made at start, signed by a private CA the generator trusts); the
+    /// table shows the figures, `tls_fraction_scenario1` deliveries per
+    /// second over TLS as a fraction of plain. Give the option with no value
+    /// for none.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1")]
+    tls_scenarios: Vec<u8>,
 
     /// Write the figures and ratios as JSON here.
     #[arg(long)]
@@ -132,6 +143,8 @@ enum Contender {
     Ours,
     /// Ours, keeping nothing on disk.
     OursInMemory,
+    /// Ours with its defaults, over TLS.
+    OursTls,
     /// ngIRCd from Debian's package.
     Ngircd,
     /// InspIRCd from Debian's package.
@@ -143,28 +156,70 @@ impl Contender {
         match self {
             Self::Ours => report::OURS,
             Self::OursInMemory => report::OURS_IN_MEMORY,
+            Self::OursTls => report::OURS_TLS,
             Self::Ngircd => "ngIRCd",
             Self::Inspircd => "InspIRCd",
         }
     }
 
-    async fn start(self, args: &BenchArgs) -> Result<Server> {
+    async fn start(self, bench: &Bench<'_>) -> Result<Server> {
         match self {
             Self::Ours => servers::start_ours(&Launch::durable()),
             Self::OursInMemory => servers::start_ours(&Launch::in_memory()),
-            Self::Ngircd => servers::start_ngircd(&args.peers_config).await,
-            Self::Inspircd => servers::start_inspircd(&args.peers_config).await,
+            Self::OursTls => {
+                let tls = bench.tls()?;
+                servers::start_ours(&Launch {
+                    tls: Some(tls),
+                    ..Launch::durable()
+                })
+            }
+            Self::Ngircd => servers::start_ngircd(&bench.args.peers_config).await,
+            Self::Inspircd => servers::start_inspircd(&bench.args.peers_config).await,
         }
     }
 }
 
-/// The servers scenario `number` runs against, in the order they run.
-fn contenders(args: &BenchArgs, _number: u8) -> Vec<Contender> {
-    let mut list = vec![Contender::Ours, Contender::OursInMemory];
-    if args.peers {
-        list.extend([Contender::Ngircd, Contender::Inspircd]);
+/// One benchmark run: its options, and the TLS certificate its TLS runs
+/// share (made at start when one is needed).
+struct Bench<'a> {
+    args: &'a BenchArgs,
+    tls: Option<(Arc<TlsFiles>, TempDir)>,
+}
+
+impl<'a> Bench<'a> {
+    fn new(args: &'a BenchArgs) -> Result<Self> {
+        let needs_tls = args
+            .scenarios
+            .iter()
+            .any(|number| args.tls_scenarios.contains(number));
+        let tls = if needs_tls {
+            let directory = servers::workdir("tls")?;
+            let files = TlsFiles::generate(directory.path()).context("make a TLS certificate")?;
+            Some((Arc::new(files), directory))
+        } else {
+            None
+        };
+        Ok(Self { args, tls })
     }
-    list
+
+    fn tls(&self) -> Result<Arc<TlsFiles>> {
+        self.tls
+            .as_ref()
+            .map(|(files, _)| files.clone())
+            .context("no TLS certificate was made")
+    }
+
+    /// The servers scenario `number` runs against, in the order they run.
+    fn contenders(&self, number: u8) -> Vec<Contender> {
+        let mut list = vec![Contender::Ours, Contender::OursInMemory];
+        if self.args.tls_scenarios.contains(&number) {
+            list.push(Contender::OursTls);
+        }
+        if self.args.peers {
+            list.extend([Contender::Ngircd, Contender::Inspircd]);
+        }
+        list
+    }
 }
 
 /// Runs the benchmark; prints a table (and writes JSON if asked).
@@ -187,9 +242,10 @@ fn run(args: &BenchArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
+    let bench = Bench::new(args)?;
     let mut results = Results::default();
     for &number in &args.scenarios {
-        let rows = runtime.block_on(run_scenario(args, number))?;
+        let rows = runtime.block_on(run_scenario(&bench, number))?;
         results.0.insert(number, rows);
     }
     report::print_table(&results);
@@ -204,16 +260,17 @@ fn run(args: &BenchArgs) -> Result<()> {
 
 /// Runs scenario `number` against every contender, alternating between
 /// them run after run; returns each one's median run.
-async fn run_scenario(args: &BenchArgs, number: u8) -> Result<Vec<(String, Figures)>> {
+async fn run_scenario(bench: &Bench<'_>, number: u8) -> Result<Vec<(String, Figures)>> {
+    let args = bench.args;
     let (title, plan) =
         scenario(number, args.scale).with_context(|| format!("no scenario {number}"))?;
-    let contenders = contenders(args, number);
+    let contenders = bench.contenders(number);
     let mut runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
     for run in 1..=args.runs.max(1) {
         for &contender in &contenders {
             let name = contender.name();
             eprintln!("scenario {number} ({title}) against {name}, run {run}...");
-            let server = contender.start(args).await?;
+            let server = contender.start(bench).await?;
             eprintln!("  {name} runs as process {}", server.pid());
             let figures = load::run(&server, &plan).await;
             server.stop();

@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use chat_net::{Listener, Network, TokioNetwork};
 use tokio::time::Instant;
 
+use super::tls::TlsFiles;
 use super::wire::Route;
 
 /// How often [`Server::settled_resident_bytes`] reads the server's memory.
@@ -44,7 +47,14 @@ pub struct Server {
 }
 
 /// A folder removed on drop.
-struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -193,6 +203,8 @@ pub enum Keeping {
 pub struct Launch {
     /// Where it keeps its data.
     pub keeping: Keeping,
+    /// Its certificate, to speak TLS.
+    pub tls: Option<Arc<TlsFiles>>,
     /// Options added after the bench's own.
     pub extra: Vec<String>,
 }
@@ -202,6 +214,7 @@ impl Launch {
     pub fn durable() -> Self {
         Self {
             keeping: Keeping::FreshDirectory,
+            tls: None,
             extra: Vec::new(),
         }
     }
@@ -240,9 +253,16 @@ pub fn start_ours(launch: &Launch) -> Result<Server> {
             command.arg("--in-memory");
         }
     }
+    if let Some(tls) = &launch.tls {
+        command.arg("--tls-cert").arg(&tls.certificate);
+        command.arg("--tls-key").arg(&tls.key);
+    }
     command.args(&launch.extra);
     let (child, addr) = spawn_ours(command)?;
-    let network = TokioNetwork::default();
+    let network = match &launch.tls {
+        Some(tls) => TokioNetwork::default().with_tls_client(tls.client.clone()),
+        None => TokioNetwork::default(),
+    };
     Ok(Server {
         dialect: Dialect::Chat,
         addr,
@@ -287,7 +307,8 @@ fn render_config(template: &Path, port: u16, dir: &Path) -> Result<String> {
         .replace("CONFDIR", &dir.display().to_string()))
 }
 
-fn workdir(name: &str) -> Result<TempDir> {
+/// A fresh folder for `name` in the system's temporary folder.
+pub fn workdir(name: &str) -> Result<TempDir> {
     let dir = std::env::temp_dir().join(format!("chat-bench-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("conf.d"))?;

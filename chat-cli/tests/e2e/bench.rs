@@ -1,5 +1,6 @@
 //! The load generator itself: a small run against our server loses,
-//! doubles and reorders nothing, and writes the JSON it promises.
+//! doubles and reorders nothing (durable, in memory and over TLS), and
+//! writes the JSON it promises.
 
 use std::process::Command;
 
@@ -33,9 +34,18 @@ fn a_small_run_delivers_everything_once_in_order() {
     let directory = std::env::temp_dir().join(format!("chat-bench-test-{}", std::process::id()));
     let json = directory.join("ours.json");
     let document = run_bench(&json, "1,3,5");
-    let ours = &document["servers"]["chat (ours)"];
-    for scenario in ["scenario1", "scenario3", "scenario5"] {
-        let figures = &ours[scenario];
+    let servers = &document["servers"];
+    let runs = [
+        ("chat (ours)", "scenario1"),
+        ("chat (ours)", "scenario3"),
+        ("chat (ours)", "scenario5"),
+        ("chat (ours, in memory)", "scenario1"),
+        // TLS runs for scenario 1 by default.
+        ("chat (ours, TLS)", "scenario1"),
+    ];
+    for (server, scenario) in runs {
+        let figures = &servers[server][scenario];
+        let scenario = format!("{server} {scenario}");
         assert_eq!(figures["lost"], 0, "{scenario}: {figures}");
         assert_eq!(figures["duplicated"], 0, "{scenario}: {figures}");
         assert_eq!(figures["out_of_order"], 0, "{scenario}: {figures}");
@@ -57,6 +67,9 @@ fn a_small_run_delivers_everything_once_in_order() {
         "ratio_idle_memory",
         "overload_rss_mib",
         "scenario5_throughput_fraction",
+        "durable_fraction_scenario1",
+        "durable_fraction_scenario2",
+        "tls_fraction_scenario1",
         "servers",
     ] {
         assert!(document.get(key).is_some(), "missing key {key}");
@@ -66,5 +79,16 @@ fn a_small_run_delivers_everything_once_in_order() {
             .as_f64()
             .is_some_and(|mib| mib > 0.0 && mib < 64.0)
     );
+    for fraction in ["durable_fraction_scenario1", "tls_fraction_scenario1"] {
+        assert!(
+            document[fraction]
+                .as_f64()
+                .is_some_and(|value| value > 0.0 && value.is_finite()),
+            "{fraction}: {}",
+            document[fraction]
+        );
+    }
+    // Scenario 2 did not run: no fraction is made up for it.
+    assert!(document["durable_fraction_scenario2"].is_null());
     let _ = std::fs::remove_dir_all(directory);
 }
