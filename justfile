@@ -42,10 +42,10 @@ sim-planted-svg bug seed file:
     RUSTFLAGS='--cfg tokio_unstable --cfg chat_planted' CARGO_TARGET_DIR=target/planted cargo build --quiet --profile sim -p sim-tests --bin sim
     -target/planted/sim/sim seed {{seed}} --planted {{bug}} --svg {{file}}
 
-# Our server under load, alone: the five scenarios (durable, in memory, and scenario 1 over TLS), one table.
+# Our server under load, alone: the five scenarios (durable, in memory, and scenario 1 over TLS), one table; then the recovery of a log of one million messages.
 bench *flags:
     cargo build --quiet --release --bin chat-cli
-    target/release/chat-cli bench {{flags}}
+    target/release/chat-cli bench --recovery 1000000 --json target/bench/ours.json {{flags}}
 
 # The same scenarios against ngIRCd and InspIRCd too (installed if missing); ratios in target/bench/peers.json.
 bench-peers *flags:

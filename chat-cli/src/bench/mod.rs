@@ -13,6 +13,7 @@
 //! crate that names socket types.
 
 mod load;
+mod recovery;
 mod report;
 mod servers;
 mod tls;
@@ -44,8 +45,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "../shared/peers")]
     peers_config: PathBuf,
 
-    /// Scenarios to run (1 to 5).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    /// Scenarios to run (1 to 5). Give the option with no value for none
+    /// (with --recovery, to measure only that).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1,2,3,4,5")]
     scenarios: Vec<u8>,
 
     /// Multiply every scenario's message count by this (quick runs).
@@ -64,6 +66,13 @@ pub struct BenchArgs {
     /// for none.
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1")]
     tls_scenarios: Vec<u8>,
+
+    /// Also measure recovery: fill a data directory with this many messages
+    /// through the server (retention raised to keep them all), kill it with
+    /// SIGKILL, and time its restart until it welcomes a client (`just bench`
+    /// gives 1000000).
+    #[arg(long, value_name = "MESSAGES", value_parser = clap::value_parser!(u64).range(1..=recovery::MESSAGES_MAX))]
+    recovery: Option<u64>,
 
     /// Write the figures and ratios as JSON here.
     #[arg(long)]
@@ -249,7 +258,19 @@ fn run(args: &BenchArgs) -> Result<()> {
         results.0.insert(number, rows);
     }
     report::print_table(&results);
-    let ratios = report::ratios(&results);
+    let mut ratios = report::ratios(&results);
+    if let Some(messages) = args.recovery {
+        let recovery = runtime.block_on(recovery::measure(messages))?;
+        println!(
+            "recovery of {} messages ({:.0} MiB of log): {:.2} s to a welcome, {:.0} messages/s (the room at sequence number {})",
+            recovery.messages,
+            recovery.disk_bytes as f64 / (1024.0 * 1024.0),
+            recovery.seconds,
+            recovery.messages_per_second(),
+            recovery.last_seq
+        );
+        ratios.extend(recovery.json());
+    }
     report::print_ratios(&ratios);
     if let Some(path) = &args.json {
         report::write_json(path, &results, ratios)?;

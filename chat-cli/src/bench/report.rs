@@ -171,9 +171,10 @@ pub fn print_ratios(ratios: &BTreeMap<&'static str, Value>) {
     for (key, value) in ratios {
         let shown = match value {
             Value::Null => "-".to_owned(),
-            Value::Number(number) => number
+            Value::Number(number) if number.is_f64() => number
                 .as_f64()
                 .map_or_else(|| number.to_string(), |value| format!("{value:.2}")),
+            Value::Number(number) => number.to_string(),
             other => other.to_string(),
         };
         println!("{key:32} {shown}");

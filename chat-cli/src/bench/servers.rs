@@ -153,6 +153,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the server with SIGKILL (no shutdown at all: a crash) and
+    /// waits for it.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill().context("kill the server")?;
+        self.child.wait().context("wait for the killed server")?;
+        Ok(())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -194,6 +204,8 @@ async fn wait_listening(addr: &str, child: &mut Child, name: &str) -> Result<()>
 pub enum Keeping {
     /// In a fresh data directory of its own, removed when it stops.
     FreshDirectory,
+    /// In this data directory, which outlives the server (recovery runs).
+    Directory(PathBuf),
     /// In memory only (`--in-memory`).
     InMemory,
 }
@@ -235,7 +247,7 @@ pub fn start_ours(launch: &Launch) -> Result<Server> {
     let exe = std::env::current_exe().context("find chat-cli")?;
     let workdir = match launch.keeping {
         Keeping::FreshDirectory => Some(workdir("ours")?),
-        Keeping::InMemory => None,
+        Keeping::Directory(_) | Keeping::InMemory => None,
     };
     let mut command = Command::new(exe);
     // The generator's talkers send as fast as the server takes them, from
@@ -248,6 +260,9 @@ pub fn start_ours(launch: &Launch) -> Result<Server> {
     match (&launch.keeping, &workdir) {
         (Keeping::FreshDirectory, Some(dir)) => {
             command.arg("--data-dir").arg(dir.0.join("chat-data"));
+        }
+        (Keeping::Directory(dir), _) => {
+            command.arg("--data-dir").arg(dir);
         }
         _ => {
             command.arg("--in-memory");

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use super::servers::Dialect;
 
 /// The room (ours) or channel (IRC) every member joins.
-const ROOM: &str = "bench";
+pub const ROOM: &str = "bench";
 
 /// A delivered benchmark message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +191,25 @@ async fn join_unbounded(route: &Route, nick: &str) -> Result<Member> {
         }
     }
     Ok(Member { reader, writer })
+}
+
+/// Connects, says hello as `nick` and waits for the welcome, within `limit`
+/// (ours only): the server is up and serving. Returns the connection's
+/// halves, so that the caller decides when it closes.
+pub async fn greet(route: &Route, nick: &str, limit: Duration) -> Result<Member> {
+    let greeting = async {
+        let connection = route.network.connect(&route.addr).await?;
+        let mut writer = connection.writer;
+        let mut reader = BufReader::new(connection.reader);
+        let hello = format!("{{\"type\":\"hello\",\"version\":2,\"nick\":\"{nick}\"}}\n");
+        writer.write_all(hello.as_bytes()).await?;
+        let welcome = |line: &str| line.starts_with("{\"type\":\"welcome\"");
+        wait_line(&mut reader, welcome, &mut writer, route.dialect).await?;
+        anyhow::Ok(Member { reader, writer })
+    };
+    tokio::time::timeout(limit, greeting)
+        .await
+        .with_context(|| format!("{nick} was not welcomed within {limit:?}"))?
 }
 
 /// Reads lines until one matches, answering pings; fails on an error reply.

@@ -4,18 +4,11 @@
 
 use std::process::Command;
 
-fn run_bench(json: &std::path::Path, scenarios: &str) -> serde_json::Value {
+fn run_bench(json: &std::path::Path, options: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
-        .args([
-            "bench",
-            "--scenarios",
-            scenarios,
-            "--scale",
-            "0.02",
-            "--runs",
-            "1",
-            "--json",
-        ])
+        .arg("bench")
+        .args(options)
+        .arg("--json")
         .arg(json)
         .output()
         .expect("run chat-cli bench");
@@ -33,7 +26,8 @@ fn run_bench(json: &std::path::Path, scenarios: &str) -> serde_json::Value {
 fn a_small_run_delivers_everything_once_in_order() {
     let directory = std::env::temp_dir().join(format!("chat-bench-test-{}", std::process::id()));
     let json = directory.join("ours.json");
-    let document = run_bench(&json, "1,3,5");
+    let options = ["--scenarios", "1,3,5", "--scale", "0.02", "--runs", "1"];
+    let document = run_bench(&json, &options);
     let servers = &document["servers"];
     let runs = [
         ("chat (ours)", "scenario1"),
@@ -91,4 +85,23 @@ fn a_small_run_delivers_everything_once_in_order() {
     // Scenario 2 did not run: no fraction is made up for it.
     assert!(document["durable_fraction_scenario2"].is_null());
     let _ = std::fs::remove_dir_all(directory);
+}
+
+#[test]
+fn recovery_restarts_on_a_filled_log_and_reports_its_time() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let json = directory.path().join("recovery.json");
+    // No scenario: only the recovery run, of 4,000 messages.
+    let document = run_bench(&json, &["--scenarios", "--recovery", "4000"]);
+    assert_eq!(document["recovery_messages"], 4000, "{document}");
+    let seconds = document["recovery_seconds"].as_f64().expect("seconds");
+    assert!(seconds > 0.0 && seconds < 60.0, "{seconds}");
+    assert!(
+        document["recovery_disk_bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 4000 * 16),
+        "{document}"
+    );
+    // Named for one million messages only.
+    assert!(document.get("recovery_seconds_1m").is_none(), "{document}");
 }
