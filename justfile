@@ -47,6 +47,11 @@ bench *flags:
     cargo build --quiet --release --bin chat-cli
     target/release/chat-cli bench --recovery 1000000 --json target/bench/ours.json {{flags}}
 
+# Soak our server: WAVES waves of clients that connect, chat and leave (quit, dropped, reset, half-closed, silent) while three stay; fails if descriptors, memory or the stayers' messages say something leaked.
+soak waves="50" *flags:
+    cargo build --quiet --release --bin chat-cli
+    target/release/chat-cli bench --soak {{waves}} --json target/bench/soak.json {{flags}}
+
 # The same scenarios against ngIRCd and InspIRCd too (installed if missing); ratios in target/bench/peers.json.
 bench-peers *flags:
     command -v ngircd >/dev/null && command -v inspircd >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd inspircd)

@@ -16,6 +16,7 @@ mod load;
 mod recovery;
 mod report;
 mod servers;
+mod soak;
 mod tls;
 mod wire;
 
@@ -71,11 +72,19 @@ pub struct BenchArgs {
     /// through the server (retention raised to keep them all), kill it with
     /// SIGKILL, and time its restart until it welcomes a client (`just bench`
     /// gives 1000000).
-    #[arg(long, value_name = "MESSAGES", value_parser = clap::value_parser!(u64).range(1..=recovery::MESSAGES_MAX))]
+    #[arg(long, value_name = "MESSAGES", overrides_with = "recovery", value_parser = clap::value_parser!(u64).range(1..=recovery::MESSAGES_MAX))]
     recovery: Option<u64>,
 
-    /// Write the figures and ratios as JSON here.
-    #[arg(long)]
+    /// Instead of the scenarios, soak our server: this many waves of clients
+    /// that connect, chat and leave (some abruptly) while a few stay; after
+    /// each, its descriptors must return to their baseline, its memory stay
+    /// near the first wave's, and the stayers must have lost nothing.
+    #[arg(long, value_name = "WAVES", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    soak: Option<u64>,
+
+    /// Write the figures and ratios as JSON here (given twice, the last
+    /// counts, so that `just bench --json FILE` works).
+    #[arg(long, overrides_with = "json")]
     json: Option<PathBuf>,
 }
 
@@ -251,6 +260,15 @@ fn run(args: &BenchArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
+    if let Some(waves) = args.soak {
+        let soak = runtime.block_on(soak::run(waves as usize))?;
+        println!("{}", soak.summary());
+        if let Some(path) = &args.json {
+            report::write_document(path, &serde_json::json!({ "soak": soak.json() }))?;
+            println!("written to {}", path.display());
+        }
+        return Ok(());
+    }
     let bench = Bench::new(args)?;
     let mut results = Results::default();
     for &number in &args.scenarios {

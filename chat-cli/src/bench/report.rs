@@ -202,13 +202,15 @@ pub fn write_json(
         .map(|(key, value)| (key.to_owned(), value))
         .collect();
     document.insert("servers".to_owned(), json!(servers));
+    write_document(path, &Value::Object(document))
+}
+
+/// Writes `document` as pretty JSON to `path`, making its folder.
+pub fn write_document(path: &Path, document: &Value) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&Value::Object(document))?,
-    )?;
+    std::fs::write(path, serde_json::to_string_pretty(document)?)?;
     Ok(())
 }
 

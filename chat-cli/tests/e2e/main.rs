@@ -14,6 +14,7 @@ mod durability;
 mod failures;
 mod limits;
 mod slow_reader;
+mod soak;
 #[cfg(unix)]
 mod terminal;
 mod tls;

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 pub use progress::Progress;
 pub use read::{Reading, read_member};
-pub use talk::keep_alive;
+pub use talk::{KEEP_ALIVE_INTERVAL, keep_alive};
 pub use tally::Tally;
 
 use super::servers::{Dialect, Server};
@@ -122,10 +122,20 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<Figures> {
     };
     let mut crew = start_readers(members, idle, plan, &reading);
     let talkers = start_talkers(&mut crew, plan, &reading);
-    let keepalive = tokio::spawn(keep_alive(route.dialect, crew.writers, stopped.clone()));
+    let keepalive = tokio::spawn(keep_alive(
+        route.dialect,
+        crew.writers,
+        KEEP_ALIVE_INTERVAL,
+        stopped.clone(),
+    ));
     let deadline = start + plan.limit;
     let done_talking = wait_for_talkers(talkers, deadline).await;
-    let talkers_alive = tokio::spawn(keep_alive(route.dialect, done_talking, stopped));
+    let talkers_alive = tokio::spawn(keep_alive(
+        route.dialect,
+        done_talking,
+        KEEP_ALIVE_INTERVAL,
+        stopped,
+    ));
     progress.wait_for_observers(plan.messages, deadline).await;
     let per_member = plan.talkers as u64 * u64::from(plan.messages);
     let last_deliveries = (Instant::now() + LAST_DELIVERIES_TIMEOUT).min(deadline);

@@ -59,7 +59,7 @@ impl Progress {
     }
 
     /// Messages received by the reading member that received fewest.
-    fn slowest(&self) -> u64 {
+    pub fn slowest(&self) -> u64 {
         self.received
             .iter()
             .map(|received| received.load(Ordering::Relaxed))

@@ -22,7 +22,7 @@ const BATCH_BYTES: usize = 4096;
 
 /// How often quiet members send a heartbeat (ours drops a connection silent
 /// for 15 s by default).
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One talker: who it is and what it shares.
 pub struct Talker {
@@ -112,18 +112,19 @@ pub async fn talk(talker: Talker, mut writer: TokioWriter) -> Result<TokioWriter
     Ok(writer)
 }
 
-/// Keeps quiet members alive (our server drops silent connections) until
-/// `stop` turns true.
+/// Keeps quiet members alive (our server drops silent connections) with a
+/// heartbeat every `interval`, until `stop` turns true.
 pub async fn keep_alive(
     dialect: Dialect,
     mut writers: Vec<TokioWriter>,
+    interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(line) = wire::heartbeat_line(dialect) else {
         let _ = stop.changed().await;
         return;
     };
-    let mut ticks = tokio::time::interval(KEEP_ALIVE_INTERVAL);
+    let mut ticks = tokio::time::interval(interval);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
