@@ -50,10 +50,15 @@ real-sim seeds="20" first="0" parallel="3":
 real-sim-seed seed:
     REAL_SIM_SEEDS={{seed}} cargo test --quiet -p chat-cli --test real_sim -- --nocapture
 
-# Our server under load, alone: the five scenarios, one table.
+# Our server under load, alone: the five scenarios (durable, in memory, and scenario 1 over TLS), one table; then the recovery of a log of one million messages.
 bench *flags:
     cargo build --quiet --release --bin chat-cli
-    target/release/chat-cli bench {{flags}}
+    target/release/chat-cli bench --recovery 1000000 --json target/bench/ours.json {{flags}}
+
+# Soak our server: WAVES waves of clients that connect, chat and leave (quit, dropped, reset, half-closed, silent) while three stay; fails if descriptors, memory or the stayers' messages say something leaked.
+soak waves="50" *flags:
+    cargo build --quiet --release --bin chat-cli
+    target/release/chat-cli bench --soak {{waves}} --json target/bench/soak.json {{flags}}
 
 # The same scenarios against ngIRCd and InspIRCd too (installed if missing); ratios in target/bench/peers.json.
 bench-peers *flags:

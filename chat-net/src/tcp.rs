@@ -69,6 +69,23 @@ enum WriterKind {
     Tls(WriteHalf<TlsStream>),
 }
 
+impl TokioWriter {
+    /// Makes the close of this stream (when both halves are dropped) a TCP
+    /// reset instead of an orderly FIN (`SO_LINGER` 0): what a client that
+    /// crashed mid-conversation, or a middlebox, can leave a server with.
+    /// For tests and the soak; plain TCP only (a TLS stream's socket is not
+    /// reachable here).
+    pub fn set_reset_on_close(&self) -> io::Result<()> {
+        match &self.0 {
+            WriterKind::Plain(writer) => writer.as_ref().set_zero_linger(),
+            WriterKind::Tls(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a reset on close is only offered for plain TCP",
+            )),
+        }
+    }
+}
+
 fn set_nodelay(stream: &TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         // Not fatal: the stream still works, only with Nagle's delays.

@@ -2,24 +2,37 @@
 //! the IRC servers people would otherwise run (ngIRCd, InspIRCd).
 //!
 //! Every scenario starts a fresh server, runs, and stops it by its process
-//! id. With `--peers`, each scenario runs against every server in turn, and
-//! the ratios ours / best peer are printed and written as JSON.
+//! id. Our server runs twice per run: with its defaults (durable: every
+//! message on disk before it is acknowledged) and in memory, so that the
+//! cost of durability is a measured figure. With `--peers`, each scenario
+//! also runs against every peer in turn, and the ratios ours / best peer
+//! are printed and written as JSON.
+//!
+//! The generator reaches every server through chat-net's `TokioNetwork`
+//! ([`wire`]), as the server and the client do: chat-net stays the one
+//! crate that names socket types.
 
 mod load;
+mod recovery;
+mod report;
 mod servers;
+mod soak;
+mod tls;
 mod wire;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::{Value, json};
 
 use load::{Figures, Plan};
-use servers::Server;
+use report::Results;
+use servers::{Launch, Server, TempDir};
+use tls::TlsFiles;
 
 /// Options of `chat-cli bench`.
 #[derive(Debug, Args)]
@@ -33,8 +46,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "../shared/peers")]
     peers_config: PathBuf,
 
-    /// Scenarios to run (1 to 5).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    /// Scenarios to run (1 to 5). Give the option with no value for none
+    /// (with --recovery, to measure only that).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1,2,3,4,5")]
     scenarios: Vec<u8>,
 
     /// Multiply every scenario's message count by this (quick runs).
@@ -46,8 +60,31 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     runs: usize,
 
-    /// Write the figures and ratios as JSON here.
-    #[arg(long)]
+    /// Scenarios that also run against our server over TLS (a certificate
+    /// made at start, signed by a private CA the generator trusts); the
+    /// table shows the figures, `tls_fraction_scenario1` deliveries per
+    /// second over TLS as a fraction of plain. Give the option with no value
+    /// for none.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1")]
+    tls_scenarios: Vec<u8>,
+
+    /// Also measure recovery: fill a data directory with this many messages
+    /// through the server (retention raised to keep them all), kill it with
+    /// SIGKILL, and time its restart until it welcomes a client (`just bench`
+    /// gives 1000000).
+    #[arg(long, value_name = "MESSAGES", overrides_with = "recovery", value_parser = clap::value_parser!(u64).range(1..=recovery::MESSAGES_MAX))]
+    recovery: Option<u64>,
+
+    /// Instead of the scenarios, soak our server: this many waves of clients
+    /// that connect, chat and leave (some abruptly) while a few stay; after
+    /// each, its descriptors must return to their baseline, its memory stay
+    /// near the first wave's, and the stayers must have lost nothing.
+    #[arg(long, value_name = "WAVES", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    soak: Option<u64>,
+
+    /// Write the figures and ratios as JSON here (given twice, the last
+    /// counts, so that `just bench --json FILE` works).
+    #[arg(long, overrides_with = "json")]
     json: Option<PathBuf>,
 }
 
@@ -117,18 +154,90 @@ fn scenario(number: u8, scale: f64) -> Option<(&'static str, Plan)> {
     })
 }
 
-type Start = fn(&Path) -> Result<Server>;
+/// A server a scenario runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    /// Ours with its defaults (durable).
+    Ours,
+    /// Ours, keeping nothing on disk.
+    OursInMemory,
+    /// Ours with its defaults, over TLS.
+    OursTls,
+    /// ngIRCd from Debian's package.
+    Ngircd,
+    /// InspIRCd from Debian's package.
+    Inspircd,
+}
 
-fn contenders(args: &BenchArgs) -> Vec<(&'static str, Start)> {
-    let mut list: Vec<(&'static str, Start)> = vec![
-        ("chat (ours)", |_| servers::start_ours(true)),
-        ("chat (ours, in memory)", |_| servers::start_ours(false)),
-    ];
-    if args.peers {
-        list.push(("ngIRCd", servers::start_ngircd));
-        list.push(("InspIRCd", servers::start_inspircd));
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ours => report::OURS,
+            Self::OursInMemory => report::OURS_IN_MEMORY,
+            Self::OursTls => report::OURS_TLS,
+            Self::Ngircd => "ngIRCd",
+            Self::Inspircd => "InspIRCd",
+        }
     }
-    list
+
+    async fn start(self, bench: &Bench<'_>) -> Result<Server> {
+        match self {
+            Self::Ours => servers::start_ours(&Launch::durable()),
+            Self::OursInMemory => servers::start_ours(&Launch::in_memory()),
+            Self::OursTls => {
+                let tls = bench.tls()?;
+                servers::start_ours(&Launch {
+                    tls: Some(tls),
+                    ..Launch::durable()
+                })
+            }
+            Self::Ngircd => servers::start_ngircd(&bench.args.peers_config).await,
+            Self::Inspircd => servers::start_inspircd(&bench.args.peers_config).await,
+        }
+    }
+}
+
+/// One benchmark run: its options, and the TLS certificate its TLS runs
+/// share (made at start when one is needed).
+struct Bench<'a> {
+    args: &'a BenchArgs,
+    tls: Option<(Arc<TlsFiles>, TempDir)>,
+}
+
+impl<'a> Bench<'a> {
+    fn new(args: &'a BenchArgs) -> Result<Self> {
+        let needs_tls = args
+            .scenarios
+            .iter()
+            .any(|number| args.tls_scenarios.contains(number));
+        let tls = if needs_tls {
+            let directory = servers::workdir("tls")?;
+            let files = TlsFiles::generate(directory.path()).context("make a TLS certificate")?;
+            Some((Arc::new(files), directory))
+        } else {
+            None
+        };
+        Ok(Self { args, tls })
+    }
+
+    fn tls(&self) -> Result<Arc<TlsFiles>> {
+        self.tls
+            .as_ref()
+            .map(|(files, _)| files.clone())
+            .context("no TLS certificate was made")
+    }
+
+    /// The servers scenario `number` runs against, in the order they run.
+    fn contenders(&self, number: u8) -> Vec<Contender> {
+        let mut list = vec![Contender::Ours, Contender::OursInMemory];
+        if self.args.tls_scenarios.contains(&number) {
+            list.push(Contender::OursTls);
+        }
+        if self.args.peers {
+            list.extend([Contender::Ngircd, Contender::Inspircd]);
+        }
+        list
+    }
 }
 
 /// Runs the benchmark; prints a table (and writes JSON if asked).
@@ -151,47 +260,72 @@ fn run(args: &BenchArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("start the runtime")?;
-    let mut results: BTreeMap<u8, Vec<(String, Figures)>> = BTreeMap::new();
+    if let Some(waves) = args.soak {
+        let soak = runtime.block_on(soak::run(waves as usize))?;
+        println!("{}", soak.summary());
+        if let Some(path) = &args.json {
+            report::write_document(path, &serde_json::json!({ "soak": soak.json() }))?;
+            println!("written to {}", path.display());
+        }
+        return Ok(());
+    }
+    let bench = Bench::new(args)?;
+    let mut results = Results::default();
     for &number in &args.scenarios {
-        let (title, plan) =
-            scenario(number, args.scale).with_context(|| format!("no scenario {number}"))?;
-        // Alternate between the servers, run after run.
-        let mut runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
-        for run in 1..=args.runs.max(1) {
-            for (name, start) in contenders(args) {
-                eprintln!("scenario {number} ({title}) against {name}, run {run}...");
-                let server = start(&args.peers_config)?;
-                eprintln!("  {name} runs as process {}", server.pid());
-                let figures = runtime.block_on(load::run(&server, &plan));
-                server.stop();
-                runs.entry(name)
-                    .or_default()
-                    .push(figures.with_context(|| format!("scenario {number} against {name}"))?);
-            }
-        }
-        for (name, _) in contenders(args) {
-            let figures = median(runs.remove(name).unwrap_or_default(), plan.rate.is_some());
-            results
-                .entry(number)
-                .or_default()
-                .push((name.to_owned(), figures));
-        }
+        let rows = runtime.block_on(run_scenario(&bench, number))?;
+        results.0.insert(number, rows);
     }
-    print_table(&results);
-    let ratios = ratios(&results);
-    for (key, value) in &ratios {
+    report::print_table(&results);
+    let mut ratios = report::ratios(&results);
+    if let Some(messages) = args.recovery {
+        let recovery = runtime.block_on(recovery::measure(messages))?;
         println!(
-            "{key:32} {}",
-            value
-                .as_f64()
-                .map_or("-".to_owned(), |value| format!("{value:.2}"))
+            "recovery of {} messages ({:.0} MiB of log): {:.2} s to a welcome, {:.0} messages/s (the room at sequence number {})",
+            recovery.messages,
+            recovery.disk_bytes as f64 / (1024.0 * 1024.0),
+            recovery.seconds,
+            recovery.messages_per_second(),
+            recovery.last_seq
         );
+        ratios.extend(recovery.json());
     }
+    report::print_ratios(&ratios);
     if let Some(path) = &args.json {
-        write_json(path, &results, ratios)?;
+        report::write_json(path, &results, ratios)?;
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+/// Runs scenario `number` against every contender, alternating between
+/// them run after run; returns each one's median run.
+async fn run_scenario(bench: &Bench<'_>, number: u8) -> Result<Vec<(String, Figures)>> {
+    let args = bench.args;
+    let (title, plan) =
+        scenario(number, args.scale).with_context(|| format!("no scenario {number}"))?;
+    let contenders = bench.contenders(number);
+    let mut runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
+    for run in 1..=args.runs.max(1) {
+        for &contender in &contenders {
+            let name = contender.name();
+            eprintln!("scenario {number} ({title}) against {name}, run {run}...");
+            let server = contender.start(bench).await?;
+            eprintln!("  {name} runs as process {}", server.pid());
+            let figures = load::run(&server, &plan).await;
+            server.stop();
+            runs.entry(name)
+                .or_default()
+                .push(figures.with_context(|| format!("scenario {number} against {name}"))?);
+        }
+    }
+    Ok(contenders
+        .iter()
+        .map(|contender| {
+            let name = contender.name();
+            let figures = median(runs.remove(name).unwrap_or_default(), plan.rate.is_some());
+            (name.to_owned(), figures)
+        })
+        .collect())
 }
 
 /// The median run: by p99 latency for fixed-rate scenarios, else by
@@ -204,149 +338,4 @@ fn median(mut runs: Vec<Figures>, by_latency: bool) -> Figures {
     }
     let middle = runs.len() / 2;
     runs.into_iter().nth(middle).unwrap_or_default()
-}
-
-fn print_table(results: &BTreeMap<u8, Vec<(String, Figures)>>) {
-    println!(
-        "{:<3} {:<12} {:>12} {:>9} {:>9} {:>9} {:>6} {:>5} {:>5} {:>9} {:>8} {:>10}",
-        "#",
-        "server",
-        "deliveries/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "lost",
-        "dup",
-        "ooo",
-        "cpu µs/d",
-        "rss MiB",
-        "idle B/conn"
-    );
-    for (number, rows) in results {
-        for (name, figures) in rows {
-            println!(
-                "{:<3} {:<12} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>6} {:>5} {:>5} {:>9.3} {:>8.1} {:>10}",
-                number,
-                name,
-                figures.deliveries_per_second,
-                figures.latency_p50_us as f64 / 1000.0,
-                figures.latency_p99_us as f64 / 1000.0,
-                figures.latency_max_us as f64 / 1000.0,
-                figures.lost,
-                figures.duplicated,
-                figures.out_of_order,
-                figures.server_cpu_us_per_delivery,
-                figures.server_rss_mib,
-                figures
-                    .idle_bytes_per_connection
-                    .map_or("-".to_owned(), |bytes| format!("{bytes:.0}")),
-            );
-        }
-    }
-}
-
-/// Ours divided by the best peer's figure, for each target.
-fn ratios(results: &BTreeMap<u8, Vec<(String, Figures)>>) -> BTreeMap<&'static str, Value> {
-    let ours = |number: u8| {
-        results
-            .get(&number)
-            .and_then(|rows| rows.iter().find(|(name, _)| name == "chat (ours)"))
-            .map(|(_, figures)| figures)
-    };
-    let peers = |number: u8| -> Vec<&Figures> {
-        results
-            .get(&number)
-            .map(|rows| {
-                rows.iter()
-                    .filter(|(name, _)| !name.starts_with("chat (ours"))
-                    .map(|(_, figures)| figures)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let best_higher = |number: u8, get: fn(&Figures) -> f64| {
-        let best = peers(number).into_iter().map(get).fold(f64::NAN, f64::max);
-        ours(number)
-            .map(|figures| get(figures) / best)
-            .filter(|ratio| ratio.is_finite())
-    };
-    let best_lower = |number: u8, get: fn(&Figures) -> f64| {
-        let best = peers(number).into_iter().map(get).fold(f64::NAN, f64::min);
-        ours(number)
-            .map(|figures| get(figures) / best)
-            .filter(|ratio| ratio.is_finite())
-    };
-    let mut ratios = BTreeMap::new();
-    ratios.insert(
-        "ratio_deliveries_scenario1",
-        json!(best_higher(1, |figures| figures.deliveries_per_second)),
-    );
-    ratios.insert(
-        "ratio_deliveries_scenario2",
-        json!(best_higher(2, |figures| figures.deliveries_per_second)),
-    );
-    ratios.insert(
-        "ratio_p99_scenario3",
-        json!(best_lower(3, |figures| figures.latency_p99_us as f64)),
-    );
-    ratios.insert(
-        "ratio_idle_memory",
-        json!(best_lower(4, |figures| figures
-            .idle_bytes_per_connection
-            .unwrap_or(f64::NAN))),
-    );
-    ratios.insert(
-        "overload_rss_mib",
-        json!(ours(5).map(|figures| figures.server_rss_mib)),
-    );
-    let fraction = match (ours(5), ours(1)) {
-        (Some(loaded), Some(alone)) => {
-            Some(loaded.deliveries_per_second / alone.deliveries_per_second)
-        }
-        _ => None,
-    };
-    ratios.insert("scenario5_throughput_fraction", json!(fraction));
-    ratios
-}
-
-fn write_json(
-    path: &Path,
-    results: &BTreeMap<u8, Vec<(String, Figures)>>,
-    ratios: BTreeMap<&'static str, Value>,
-) -> Result<()> {
-    let mut servers: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    for (number, rows) in results {
-        for (name, figures) in rows {
-            servers.entry(name.clone()).or_default().insert(
-                format!("scenario{number}"),
-                json!({
-                    "deliveries": figures.deliveries,
-                    "expected": figures.expected,
-                    "deliveries_per_second": figures.deliveries_per_second,
-                    "latency_p50_us": figures.latency_p50_us,
-                    "latency_p99_us": figures.latency_p99_us,
-                    "latency_max_us": figures.latency_max_us,
-                    "lost": figures.lost,
-                    "duplicated": figures.duplicated,
-                    "out_of_order": figures.out_of_order,
-                    "server_cpu_us_per_delivery": figures.server_cpu_us_per_delivery,
-                    "server_rss_mib": figures.server_rss_mib,
-                    "idle_bytes_per_connection": figures.idle_bytes_per_connection,
-                }),
-            );
-        }
-    }
-    let mut document: serde_json::Map<String, Value> = ratios
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect();
-    document.insert("servers".to_owned(), json!(servers));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&Value::Object(document))?,
-    )?;
-    Ok(())
 }

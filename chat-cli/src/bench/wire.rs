@@ -8,15 +8,14 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use chat_net::{Network, TokioNetwork, TokioReader, TokioWriter};
 use memchr::memmem;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::servers::Dialect;
 
 /// The room (ours) or channel (IRC) every member joins.
-const ROOM: &str = "bench";
+pub const ROOM: &str = "bench";
 
 /// A delivered benchmark message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,26 +120,37 @@ pub fn parse(dialect: Dialect, line: &[u8]) -> Incoming {
 /// server sent during the join still buffered.
 pub struct Member {
     /// Buffered reader of the server's lines.
-    pub reader: BufReader<OwnedReadHalf>,
+    pub reader: BufReader<TokioReader>,
     /// Where to write.
-    pub writer: OwnedWriteHalf,
+    pub writer: TokioWriter,
+}
+
+/// How a member reaches the server: the network (plain TCP or TLS, both
+/// through chat-net), the server's address and the protocol it speaks.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// chat-net's real network, with a TLS client configuration or without.
+    pub network: TokioNetwork,
+    /// `host:port`.
+    pub addr: String,
+    /// What the server speaks.
+    pub dialect: Dialect,
 }
 
 /// Connects and joins the room as `nick`, within `limit`.
-pub async fn join(dialect: Dialect, addr: &str, nick: &str, limit: Duration) -> Result<Member> {
-    tokio::time::timeout(limit, join_unbounded(dialect, addr, nick))
+pub async fn join(route: &Route, nick: &str, limit: Duration) -> Result<Member> {
+    tokio::time::timeout(limit, join_unbounded(route, nick))
         .await
         .with_context(|| format!("{nick} did not join within {limit:?}"))?
 }
 
-async fn join_unbounded(dialect: Dialect, addr: &str, nick: &str) -> Result<Member> {
-    // Plain sockets, no help from the receiving side (no TCP_QUICKACK).
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+async fn join_unbounded(route: &Route, nick: &str) -> Result<Member> {
+    // chat-net's sockets (TCP_NODELAY set), no help from the receiving side
+    // (no TCP_QUICKACK).
+    let connection = route.network.connect(&route.addr).await?;
+    let dialect = route.dialect;
+    let mut writer = connection.writer;
+    let mut reader = BufReader::with_capacity(64 * 1024, connection.reader);
     match dialect {
         Dialect::Chat => {
             let hello = format!(
@@ -183,11 +193,30 @@ async fn join_unbounded(dialect: Dialect, addr: &str, nick: &str) -> Result<Memb
     Ok(Member { reader, writer })
 }
 
+/// Connects, says hello as `nick` and waits for the welcome, within `limit`
+/// (ours only): the server is up and serving. Returns the connection's
+/// halves, so that the caller decides when it closes.
+pub async fn greet(route: &Route, nick: &str, limit: Duration) -> Result<Member> {
+    let greeting = async {
+        let connection = route.network.connect(&route.addr).await?;
+        let mut writer = connection.writer;
+        let mut reader = BufReader::new(connection.reader);
+        let hello = format!("{{\"type\":\"hello\",\"version\":2,\"nick\":\"{nick}\"}}\n");
+        writer.write_all(hello.as_bytes()).await?;
+        let welcome = |line: &str| line.starts_with("{\"type\":\"welcome\"");
+        wait_line(&mut reader, welcome, &mut writer, route.dialect).await?;
+        anyhow::Ok(Member { reader, writer })
+    };
+    tokio::time::timeout(limit, greeting)
+        .await
+        .with_context(|| format!("{nick} was not welcomed within {limit:?}"))?
+}
+
 /// Reads lines until one matches, answering pings; fails on an error reply.
 async fn wait_line(
-    reader: &mut BufReader<OwnedReadHalf>,
+    reader: &mut BufReader<TokioReader>,
     wanted: impl Fn(&str) -> bool,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut TokioWriter,
     dialect: Dialect,
 ) -> Result<()> {
     let mut line = String::new();

@@ -1,20 +1,14 @@
 //! The load generator itself: a small run against our server loses,
-//! doubles and reorders nothing, and writes the JSON it promises.
+//! doubles and reorders nothing (durable, in memory and over TLS), and
+//! writes the JSON it promises.
 
 use std::process::Command;
 
-fn run_bench(json: &std::path::Path, scenarios: &str) -> serde_json::Value {
+fn run_bench(json: &std::path::Path, options: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
-        .args([
-            "bench",
-            "--scenarios",
-            scenarios,
-            "--scale",
-            "0.02",
-            "--runs",
-            "1",
-            "--json",
-        ])
+        .arg("bench")
+        .args(options)
+        .arg("--json")
         .arg(json)
         .output()
         .expect("run chat-cli bench");
@@ -32,10 +26,20 @@ fn run_bench(json: &std::path::Path, scenarios: &str) -> serde_json::Value {
 fn a_small_run_delivers_everything_once_in_order() {
     let directory = std::env::temp_dir().join(format!("chat-bench-test-{}", std::process::id()));
     let json = directory.join("ours.json");
-    let document = run_bench(&json, "1,3,5");
-    let ours = &document["servers"]["chat (ours)"];
-    for scenario in ["scenario1", "scenario3", "scenario5"] {
-        let figures = &ours[scenario];
+    let options = ["--scenarios", "1,3,5", "--scale", "0.02", "--runs", "1"];
+    let document = run_bench(&json, &options);
+    let servers = &document["servers"];
+    let runs = [
+        ("chat (ours)", "scenario1"),
+        ("chat (ours)", "scenario3"),
+        ("chat (ours)", "scenario5"),
+        ("chat (ours, in memory)", "scenario1"),
+        // TLS runs for scenario 1 by default.
+        ("chat (ours, TLS)", "scenario1"),
+    ];
+    for (server, scenario) in runs {
+        let figures = &servers[server][scenario];
+        let scenario = format!("{server} {scenario}");
         assert_eq!(figures["lost"], 0, "{scenario}: {figures}");
         assert_eq!(figures["duplicated"], 0, "{scenario}: {figures}");
         assert_eq!(figures["out_of_order"], 0, "{scenario}: {figures}");
@@ -57,6 +61,9 @@ fn a_small_run_delivers_everything_once_in_order() {
         "ratio_idle_memory",
         "overload_rss_mib",
         "scenario5_throughput_fraction",
+        "durable_fraction_scenario1",
+        "durable_fraction_scenario2",
+        "tls_fraction_scenario1",
         "servers",
     ] {
         assert!(document.get(key).is_some(), "missing key {key}");
@@ -66,5 +73,35 @@ fn a_small_run_delivers_everything_once_in_order() {
             .as_f64()
             .is_some_and(|mib| mib > 0.0 && mib < 64.0)
     );
+    for fraction in ["durable_fraction_scenario1", "tls_fraction_scenario1"] {
+        assert!(
+            document[fraction]
+                .as_f64()
+                .is_some_and(|value| value > 0.0 && value.is_finite()),
+            "{fraction}: {}",
+            document[fraction]
+        );
+    }
+    // Scenario 2 did not run: no fraction is made up for it.
+    assert!(document["durable_fraction_scenario2"].is_null());
     let _ = std::fs::remove_dir_all(directory);
+}
+
+#[test]
+fn recovery_restarts_on_a_filled_log_and_reports_its_time() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let json = directory.path().join("recovery.json");
+    // No scenario: only the recovery run, of 4,000 messages.
+    let document = run_bench(&json, &["--scenarios", "--recovery", "4000"]);
+    assert_eq!(document["recovery_messages"], 4000, "{document}");
+    let seconds = document["recovery_seconds"].as_f64().expect("seconds");
+    assert!(seconds > 0.0 && seconds < 60.0, "{seconds}");
+    assert!(
+        document["recovery_disk_bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 4000 * 16),
+        "{document}"
+    );
+    // Named for one million messages only.
+    assert!(document.get("recovery_seconds_1m").is_none(), "{document}");
 }

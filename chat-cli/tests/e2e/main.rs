@@ -15,6 +15,7 @@ mod failures;
 mod limits;
 mod reports;
 mod slow_reader;
+mod soak;
 #[cfg(unix)]
 mod terminal;
 mod tls;
