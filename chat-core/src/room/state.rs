@@ -193,6 +193,11 @@ pub struct Durable {
     pub rooms: BTreeMap<RoomId, Room>,
     /// Room ids by each key of their names (see [`name_key`]).
     pub room_names: BTreeMap<String, RoomId>,
+    /// Room ids by the exact spelling of their names: the name a client
+    /// sends with every message is the room's own spelling (the one its
+    /// join was answered with), and looking it up here spares computing the
+    /// name's keys (case folding, confusable skeletons) for every message.
+    pub room_spellings: BTreeMap<Arc<str>, RoomId>,
     /// Member ids by each key of their nicknames.
     pub nicks: BTreeMap<String, MemberId>,
     /// Member ids by token hash.
@@ -212,6 +217,7 @@ impl Durable {
             members: BTreeMap::new(),
             rooms: BTreeMap::new(),
             room_names: BTreeMap::new(),
+            room_spellings: BTreeMap::new(),
             nicks: BTreeMap::new(),
             tokens: BTreeMap::new(),
             next_member: 1,
@@ -235,6 +241,9 @@ impl Durable {
 
     /// The room named `name` (or a confusable name).
     pub fn room_named(&self, name: &str) -> Option<RoomId> {
+        if let Some(room) = self.room_spellings.get(name) {
+            return Some(*room);
+        }
         name_key(name)
             .iter()
             .find_map(|key| self.room_names.get(key).copied())
@@ -313,10 +322,12 @@ impl Durable {
     }
 
     fn open_room(&mut self, room: RoomId, name: &str) {
+        let name: Arc<str> = name.into();
+        self.room_spellings.insert(Arc::clone(&name), room);
         let previous = self.rooms.insert(
             room,
             Room {
-                name: name.into(),
+                name: Arc::clone(&name),
                 stream: Stream::default(),
                 members: BTreeSet::new(),
                 connections: BTreeSet::new(),
@@ -325,7 +336,7 @@ impl Durable {
         );
         assert!(previous.is_none(), "room {room:?} opened twice");
         self.next_room = self.next_room.max(room.0 + 1);
-        for key in name_key(name) {
+        for key in name_key(&name) {
             self.room_names.insert(key, room);
         }
     }
@@ -339,6 +350,7 @@ impl Durable {
                 self.room_names.remove(&key);
             }
         }
+        self.room_spellings.remove(&*removed.name);
         self.budget
             .update(StreamKey::Room(room), removed.stream.bytes(), 0);
     }

@@ -313,8 +313,16 @@ pub struct Wal<S: Storage> {
     oldest_segment_index: u64,
     /// The first write or sync that failed, after which nothing is written.
     failure: Option<String>,
+    /// Where a batch is encoded. Kept from batch to batch (up to
+    /// [`BUFFER_KEPT_BYTES_MAX`]): once the bytes of the last write are
+    /// dropped, `reserve` takes the whole allocation back, so a busy server
+    /// does not allocate, fault in and give back a fresh buffer per batch.
+    buffer: BytesMut,
     _lock: S::Lock,
 }
+
+/// Largest encoding buffer kept between batches.
+const BUFFER_KEPT_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 impl<S: Storage> Wal<S> {
     /// Opens the log in `dir`, creating the directory if needed, and
@@ -359,6 +367,7 @@ impl<S: Storage> Wal<S> {
             active: recovery.active,
             oldest_segment_index: recovery.oldest_segment_index,
             failure: None,
+            buffer: BytesMut::new(),
             _lock: lock,
         };
         Ok((wal, recovered))
@@ -428,8 +437,26 @@ impl<S: Storage> Wal<S> {
     /// a segment is synced before the next one is created, so that a crash
     /// keeps a prefix of the batch.
     async fn write_batch(&mut self, records: &[Bytes]) -> Result<(), StorageError> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        if buffer.capacity() > BUFFER_KEPT_BYTES_MAX {
+            buffer = BytesMut::new();
+        }
+        let bytes: u64 = records
+            .iter()
+            .map(|record| segment::frame_bytes(record.len()))
+            .sum();
+        buffer.reserve(usize::try_from(bytes).unwrap_or(usize::MAX));
+        let written = self.encode_and_write(&mut buffer, records).await;
+        self.buffer = buffer;
+        written
+    }
+
+    async fn encode_and_write(
+        &mut self,
+        buffer: &mut BytesMut,
+        records: &[Bytes],
+    ) -> Result<(), StorageError> {
         let segment_bytes_max = self.directory.config.segment_bytes_max;
-        let mut buffer = BytesMut::new();
         for record in records {
             let size_after =
                 self.active.file.size() + buffer.len() as u64 + segment::frame_bytes(record.len());
@@ -438,9 +465,9 @@ impl<S: Storage> Wal<S> {
                 self.write_and_sync(buffer.split().freeze()).await?;
                 self.rotate().await?;
             }
-            segment::encode_frame(&mut buffer, self.active.salt, RecordKind::Record, record);
+            segment::encode_frame(buffer, self.active.salt, RecordKind::Record, record);
         }
-        self.write_and_sync(buffer.freeze()).await
+        self.write_and_sync(buffer.split().freeze()).await
     }
 
     async fn write_and_sync(&mut self, bytes: Bytes) -> Result<(), StorageError> {

@@ -71,6 +71,7 @@ impl Durable {
                     format!("two rooms are named {:?}", room.name)
                 })?;
             }
+            state.room_spellings.insert(room.name.clone(), id);
             state
                 .budget
                 .update(StreamKey::Room(id), 0, room.stream.bytes());
@@ -119,7 +120,9 @@ impl Durable {
         for (id, room) in &self.rooms {
             self.validate_room(*id, room)?;
         }
-        Ok(())
+        ensure(self.room_spellings.len() == self.rooms.len(), || {
+            "a room's spelling is indexed for no room".to_owned()
+        })
     }
 
     fn validate_member(&self, id: MemberId, member: &Member) -> Result<(), String> {
@@ -177,8 +180,14 @@ impl Durable {
                 format!("{} lists member {}, which is not in it", named(), member.0)
             })?;
         }
-        ensure(self.room_named(&room.name) == Some(id), || {
+        let by_key = name_key(&room.name)
+            .iter()
+            .find_map(|key| self.room_names.get(key).copied());
+        ensure(by_key == Some(id), || {
             format!("{}'s name is not indexed", named())
+        })?;
+        ensure(self.room_spellings.get(&*room.name) == Some(&id), || {
+            format!("{}'s spelling is not indexed", named())
         })
     }
 
