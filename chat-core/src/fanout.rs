@@ -186,6 +186,24 @@ mod tests {
     }
 
     #[test]
+    fn two_frames_for_one_member_in_a_row_come_in_order_with_nothing_between() {
+        let mut run = Run::new(to(&[1, 2]), bytes("e1\n"));
+        run.interleave(ConnectionId(1), bytes("ack1\n"));
+        run.interleave(ConnectionId(1), bytes("ack2\n"));
+        run.extend(&bytes("e2\n"));
+        assert_eq!(
+            deliveries(run),
+            vec![
+                (1, "e1\n".to_owned()),
+                (1, "ack1\n".to_owned()),
+                (1, "ack2\n".to_owned()),
+                (1, "e2\n".to_owned()),
+                (2, "e1\ne2\n".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "go to its recipients")]
     fn a_frame_for_a_non_recipient_is_a_bug() {
         let mut run = Run::new(to(&[1, 2]), bytes("e1\n"));
