@@ -324,7 +324,53 @@ fn consume(frames: &mut VecDeque<Bytes>, mut written: usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
+
+    /// Whether `aborted()` has completed, polled once without waiting.
+    fn has_aborted(outbox: &Outbox) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let aborted = std::pin::pin!(outbox.aborted());
+        aborted.poll(&mut context).is_ready()
+    }
+
+    /// A waker that remembers being woken.
+    struct Woken(AtomicBool);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_close_without_flush_aborts_and_wakes_who_waits_a_flushing_close_does_neither() {
+        let outbox = Outbox::new(10);
+        assert!(!outbox.is_closed() && !has_aborted(&outbox), "open");
+        let woken = Arc::new(Woken(AtomicBool::new(false)));
+        let waker = std::task::Waker::from(Arc::clone(&woken));
+        let mut context = std::task::Context::from_waker(&waker);
+        let mut waiting = std::pin::pin!(outbox.aborted());
+        assert!(waiting.as_mut().poll(&mut context).is_pending());
+        outbox.close(true);
+        assert!(outbox.is_closed(), "closed after flushing");
+        assert!(
+            !has_aborted(&outbox),
+            "a flushing close lets the writer finish"
+        );
+        assert!(!woken.0.load(Ordering::SeqCst), "and wakes no one");
+        outbox.close(false);
+        assert!(
+            woken.0.load(Ordering::SeqCst),
+            "a close without flush wakes"
+        );
+        assert!(waiting.as_mut().poll(&mut context).is_ready(), "and aborts");
+        outbox.close(true);
+        assert!(has_aborted(&outbox), "and stays aborted");
+    }
 
     #[test]
     fn push_refuses_past_the_byte_limit_and_after_close() {
