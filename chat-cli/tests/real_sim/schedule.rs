@@ -66,7 +66,7 @@ pub async fn run(
         tokio::time::sleep_until(clock.instant(at)).await;
         match step {
             Step::Begin(event) => {
-                *applied.entry(kind_of(event)).or_insert(0) += 1;
+                *applied.entry(event.kind()).or_insert(0) += 1;
                 begin(scenario, targets, event);
             }
             Step::End(event) => end(scenario, targets, event),
@@ -124,20 +124,6 @@ fn until_of(event: &FaultEvent) -> Option<Duration> {
         FaultEvent::Crash { .. }
         | FaultEvent::ServerCrash { .. }
         | FaultEvent::DiskError { .. } => None,
-    }
-}
-
-fn kind_of(event: &FaultEvent) -> FaultKind {
-    match event {
-        FaultEvent::LatencySpike { .. } => FaultKind::LatencySpike,
-        FaultEvent::Hold { .. } => FaultKind::Hold,
-        FaultEvent::Partition { .. } => FaultKind::Partition,
-        FaultEvent::PartitionOneWay { .. } => FaultKind::PartitionOneWay,
-        FaultEvent::LinkFailure { .. } => FaultKind::LinkFailure,
-        FaultEvent::Crash { .. } => FaultKind::Crash,
-        FaultEvent::ServerCrash { .. } => FaultKind::ServerCrash,
-        FaultEvent::DiskError { .. } => FaultKind::DiskError,
-        FaultEvent::DiskFull { .. } => FaultKind::DiskFull,
     }
 }
 

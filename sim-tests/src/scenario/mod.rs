@@ -227,6 +227,23 @@ pub enum FaultEvent {
     },
 }
 
+impl FaultEvent {
+    /// The kind of fault this is, as the summary counts them.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            FaultEvent::LatencySpike { .. } => FaultKind::LatencySpike,
+            FaultEvent::Hold { .. } => FaultKind::Hold,
+            FaultEvent::Partition { .. } => FaultKind::Partition,
+            FaultEvent::PartitionOneWay { .. } => FaultKind::PartitionOneWay,
+            FaultEvent::LinkFailure { .. } => FaultKind::LinkFailure,
+            FaultEvent::Crash { .. } => FaultKind::Crash,
+            FaultEvent::ServerCrash { .. } => FaultKind::ServerCrash,
+            FaultEvent::DiskError { .. } => FaultKind::DiskError,
+            FaultEvent::DiskFull { .. } => FaultKind::DiskFull,
+        }
+    }
+}
+
 /// A whole simulation run.
 #[derive(Clone, Debug)]
 pub struct Scenario {

@@ -115,7 +115,7 @@ impl Loop<'_> {
             }
             other => {
                 apply_network_fault(sim, other);
-                self.count(kind_of(other));
+                self.count(other.kind());
             }
         }
     }
@@ -135,20 +135,6 @@ impl Loop<'_> {
             }
             None => {}
         }
-    }
-}
-
-fn kind_of(event: &FaultEvent) -> FaultKind {
-    match event {
-        FaultEvent::LatencySpike { .. } => FaultKind::LatencySpike,
-        FaultEvent::Hold { .. } => FaultKind::Hold,
-        FaultEvent::Partition { .. } => FaultKind::Partition,
-        FaultEvent::PartitionOneWay { .. } => FaultKind::PartitionOneWay,
-        FaultEvent::LinkFailure { .. } => FaultKind::LinkFailure,
-        FaultEvent::Crash { .. } => FaultKind::Crash,
-        FaultEvent::ServerCrash { .. } => FaultKind::ServerCrash,
-        FaultEvent::DiskError { .. } => FaultKind::DiskError,
-        FaultEvent::DiskFull { .. } => FaultKind::DiskFull,
     }
 }
 
