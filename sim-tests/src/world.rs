@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use chat_core::buggify::{self, Site};
 use chat_core::client::{self, ClientConfig, Ui};
-use chat_core::protocol::{self, Seq, ServerFrame};
+use chat_core::protocol::{self, ServerFrame};
+use chat_core::report::ServerReport;
 use chat_core::room::{MemberId, Notice, RoomConfig, RoomId, Stats};
 use chat_core::server::{self, Keeping, Observed, ServerConfig, ServerHandle};
 use chat_core::session::{Line, Outcome, SessionConfig};
@@ -76,18 +77,8 @@ pub struct ServerEvent {
     pub frame: ServerFrame,
 }
 
-/// One room as a recovery rebuilt it.
-#[derive(Clone, Debug)]
-pub struct RecoveredRoom {
-    /// Its id.
-    pub id: RoomId,
-    /// Its name.
-    pub name: String,
-    /// Its last sequence number.
-    pub last_seq: Seq,
-    /// The events its history kept.
-    pub history: Vec<ServerFrame>,
-}
+/// One room as a recovery rebuilt it: what a real server reports too.
+pub use chat_core::report::RecoveredRoom;
 
 /// One start of the server.
 #[derive(Clone, Debug, Default)]
@@ -407,29 +398,22 @@ fn record_recovery(
     lifetime: usize,
     start: &server::Start<ServerDisk>,
 ) {
-    let rooms = start
-        .rooms
-        .room_histories()
-        .into_iter()
-        .map(|(id, name, last_seq, history)| RecoveredRoom {
-            id,
-            name,
-            last_seq,
-            history: history.iter().map(decode).collect(),
-        })
-        .collect();
-    let privates = start
-        .rooms
-        .private_histories()
-        .into_iter()
-        .map(|(owner, history)| (owner, history.iter().map(decode).collect()))
-        .collect();
+    let ServerReport::Recovered {
+        rooms,
+        privates,
+        members,
+        recovery,
+    } = ServerReport::recovered(&start.rooms, start.recovered)
+    else {
+        unreachable!("ServerReport::recovered makes a Recovered report");
+    };
     let mut record = lock(record);
-    record.lifetimes[lifetime].rooms = rooms;
-    record.lifetimes[lifetime].privates = privates;
-    record.lifetimes[lifetime].members = start.rooms.member_nicks();
-    record.lifetimes[lifetime].up = true;
-    record.lifetimes[lifetime].recovery = start.recovered;
+    let lifetime = &mut record.lifetimes[lifetime];
+    lifetime.rooms = rooms;
+    lifetime.privates = privates;
+    lifetime.members = members;
+    lifetime.up = true;
+    lifetime.recovery = recovery;
 }
 
 fn decode(frame: &bytes::Bytes) -> ServerFrame {

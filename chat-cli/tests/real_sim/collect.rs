@@ -12,8 +12,7 @@ use chat_core::report::{self, ClientReport, ServerReport, Stamped};
 use serde::de::DeserializeOwned;
 use sim_tests::scenario::{FaultKind, Scenario};
 use sim_tests::world::{
-    ClientRecord, Lifetime, Observations, RecoveredRoom, RunRecord, ServerEvent, ServerRecord,
-    StreamOf,
+    ClientRecord, Lifetime, Observations, RunRecord, ServerEvent, ServerRecord, StreamOf,
 };
 
 use crate::plan;
@@ -130,7 +129,7 @@ fn add_server_report(server: &mut ServerRecord, at: Duration, record: &ServerRep
             members,
             recovery,
         } => {
-            lifetime.rooms = rooms.iter().map(recovered_room).collect();
+            lifetime.rooms = rooms.clone();
             lifetime.privates = privates.clone();
             lifetime.members = members.clone();
             lifetime.recovery = *recovery;
@@ -142,15 +141,6 @@ fn add_server_report(server: &mut ServerRecord, at: Duration, record: &ServerRep
             lifetime.stopped_at = Some(at);
         }
         _ => {}
-    }
-}
-
-fn recovered_room(room: &report::RecoveredRoom) -> RecoveredRoom {
-    RecoveredRoom {
-        id: room.id,
-        name: room.name.clone(),
-        last_seq: room.last_seq,
-        history: room.history.clone(),
     }
 }
 
