@@ -13,9 +13,10 @@ mod server;
 mod tls;
 
 /// jemalloc rather than the system allocator: built to return freed pages to
-/// the system at once (`.cargo/config.toml`), it keeps a server's memory close
-/// to what its connections hold after a burst of traffic, where glibc's
-/// allocator kept about 2 KB more per idle connection (README, Performance).
+/// the system within about 200 ms, from a background thread
+/// (`.cargo/config.toml`), it keeps a server's memory close to what its
+/// connections hold after a burst of traffic, where glibc's allocator kept
+/// about 2 KB more per idle connection (README, Performance).
 #[cfg(all(unix, not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
