@@ -12,6 +12,7 @@
 //! ([`wire`]), as the server and the client do: chat-net stays the one
 //! crate that names socket types.
 
+mod disk;
 mod load;
 mod recovery;
 mod report;
@@ -51,6 +52,14 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1,2,3,4,5")]
     scenarios: Vec<u8>,
 
+    /// Most messages each talker has unseen by its observer, as fast as
+    /// possible (the scenarios as published use 32). With few talkers this
+    /// bounds the messages in flight, so throughput is then in-flight
+    /// messages over round-trip time: a larger window shows what the server
+    /// does when latency is not the limit.
+    #[arg(long, default_value_t = load::WINDOW, value_parser = clap::value_parser!(u64).range(1..=load::LAG_MAX))]
+    window: u64,
+
     /// Multiply every scenario's message count by this (quick runs).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -89,7 +98,7 @@ pub struct BenchArgs {
 }
 
 /// A scenario's number, what it is, and its plan.
-fn scenario(number: u8, scale: f64) -> Option<(&'static str, Plan)> {
+fn scenario(number: u8, scale: f64, window: u64) -> Option<(&'static str, Plan)> {
     let messages = |count: u32| ((f64::from(count) * scale).round() as u32).max(1);
     let limit = Duration::from_secs(120);
     let base = Plan {
@@ -97,6 +106,7 @@ fn scenario(number: u8, scale: f64) -> Option<(&'static str, Plan)> {
         talkers: 0,
         messages: 0,
         rate: None,
+        window,
         idle: 0,
         stuck: 0,
         limit,
@@ -261,13 +271,7 @@ fn run(args: &BenchArgs) -> Result<()> {
         .build()
         .context("start the runtime")?;
     if let Some(waves) = args.soak {
-        let soak = runtime.block_on(soak::run(waves as usize))?;
-        println!("{}", soak.summary());
-        if let Some(path) = &args.json {
-            report::write_document(path, &serde_json::json!({ "soak": soak.json() }))?;
-            println!("written to {}", path.display());
-        }
-        return Ok(());
+        return run_soak(&runtime, args, waves as usize);
     }
     let bench = Bench::new(args)?;
     let mut results = Results::default();
@@ -277,6 +281,21 @@ fn run(args: &BenchArgs) -> Result<()> {
     }
     report::print_table(&results);
     let mut ratios = report::ratios(&results);
+    if args.window != load::WINDOW {
+        println!(
+            "(each talker with at most {} messages in flight, not the published {})",
+            args.window,
+            load::WINDOW
+        );
+    }
+    ratios.insert("window", serde_json::json!(args.window));
+    if !args.scenarios.is_empty() {
+        let directory =
+            std::env::temp_dir().join(format!("chat-bench-disk-{}", std::process::id()));
+        let latency = disk::measure(&directory)?;
+        println!("{}", latency.summary());
+        ratios.extend(latency.json());
+    }
     if let Some(messages) = args.recovery {
         let recovery = runtime.block_on(recovery::measure(messages))?;
         println!(
@@ -297,12 +316,23 @@ fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The soak instead of the scenarios: its summary, and its figures as JSON.
+fn run_soak(runtime: &tokio::runtime::Runtime, args: &BenchArgs, waves: usize) -> Result<()> {
+    let soak = runtime.block_on(soak::run(waves))?;
+    println!("{}", soak.summary());
+    if let Some(path) = &args.json {
+        report::write_document(path, &serde_json::json!({ "soak": soak.json() }))?;
+        println!("written to {}", path.display());
+    }
+    Ok(())
+}
+
 /// Runs scenario `number` against every contender, alternating between
 /// them run after run; returns each one's median run.
 async fn run_scenario(bench: &Bench<'_>, number: u8) -> Result<Vec<(String, Figures)>> {
     let args = bench.args;
-    let (title, plan) =
-        scenario(number, args.scale).with_context(|| format!("no scenario {number}"))?;
+    let (title, plan) = scenario(number, args.scale, args.window)
+        .with_context(|| format!("no scenario {number}"))?;
     let contenders = bench.contenders(number);
     let mut runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
     for run in 1..=args.runs.max(1) {

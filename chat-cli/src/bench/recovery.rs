@@ -140,6 +140,7 @@ async fn fill(launch: &Launch, messages: u64) -> Result<u64> {
         talkers: FILL_TALKERS,
         messages: u32::try_from(per_talker).context("too many messages per talker")?,
         rate: None,
+        window: load::WINDOW,
         idle: 0,
         stuck: 0,
         limit: FILL_LIMIT,

@@ -22,8 +22,9 @@
 //!
 //! Fails (and `chat-cli bench` exits non-zero) when descriptors do not
 //! return to the baseline within [`FDS_TIMEOUT`], when settled memory passes
-//! the first wave's by more than [`RSS_GROWTH_MAX_BYTES`], or when a stayer
-//! missed anything.
+//! the first wave's by more than [`RSS_GROWTH_MAX_BYTES`], when a long soak's
+//! memory still grows over its second half ([`SETTLED_WAVES_MIN`]), or when
+//! a stayer missed anything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,23 @@ const STAYERS_TIMEOUT: Duration = Duration::from_secs(10);
 /// passes this bound within about 100 waves (`just soak` runs 50 with this
 /// bound; a leak of a connection's whole state, tens of KiB, within 20).
 const RSS_GROWTH_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// From this many waves on, memory must also have settled: over the second
+/// half of the waves it may grow by at most [`SETTLED_SLACK_BYTES`] plus
+/// [`SETTLED_GROWTH_PER_WAVE_MAX_BYTES`] a wave. The room's history is full
+/// long before (five waves), so what grows there grows with every wave: a
+/// leak, or an allocator that keeps fragments. An earlier binary crept by
+/// about 10 KiB a wave over its last 60 of 150 waves, which this catches;
+/// today's grows by 1-2 KiB a wave over the second half, most of it the
+/// page-sized steps in which resident memory moves.
+const SETTLED_WAVES_MIN: usize = 40;
+
+/// See [`SETTLED_WAVES_MIN`]: resident memory moves by a few pages from one
+/// measurement to the next.
+const SETTLED_SLACK_BYTES: u64 = 256 * 1024;
+
+/// See [`SETTLED_WAVES_MIN`].
+const SETTLED_GROWTH_PER_WAVE_MAX_BYTES: u64 = 2 * 1024;
 
 /// How a wave's client leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +178,7 @@ impl Stayers {
     /// Joins the stayers, tallying messages from up to `talkers` talkers.
     async fn join(route: &Route, talkers: usize) -> Result<Self> {
         let members = load::join_all(route, "stayer", STAYERS).await?;
-        let progress = Arc::new(Progress::new(talkers, STAYERS));
+        let progress = Arc::new(Progress::new(talkers, STAYERS, load::WINDOW));
         let (stop, stopped) = watch::channel(false);
         let start = Instant::now();
         let mut readers = Vec::with_capacity(STAYERS);
@@ -315,6 +333,7 @@ pub async fn run(waves: usize) -> Result<Soak> {
             );
         }
     }
+    check_settled(&figures)?;
     let stayers = stayers.finish(expected).await?;
     server.stop();
     Ok(Soak {
@@ -324,6 +343,35 @@ pub async fn run(waves: usize) -> Result<Soak> {
         expected_per_stayer: expected,
         stayers,
     })
+}
+
+/// Fails when memory still grew over the second half of a long soak; see
+/// [`SETTLED_WAVES_MIN`].
+fn check_settled(figures: &[WaveFigures]) -> Result<()> {
+    let Some((middle, last)) = second_half(figures) else {
+        return Ok(());
+    };
+    let waves = (last.wave - middle.wave) as u64;
+    let allowed = SETTLED_SLACK_BYTES + SETTLED_GROWTH_PER_WAVE_MAX_BYTES * waves;
+    let grown = last.rss_bytes.saturating_sub(middle.rss_bytes);
+    if grown > allowed {
+        bail!(
+            "the server's memory has not settled: it grew by {} KiB over the last {waves} waves (from wave {} to {}), over the {} KiB allowed",
+            grown / 1024,
+            middle.wave,
+            last.wave,
+            allowed / 1024
+        );
+    }
+    Ok(())
+}
+
+/// The middle and last waves of a soak long enough to judge settling.
+fn second_half(figures: &[WaveFigures]) -> Option<(&WaveFigures, &WaveFigures)> {
+    if figures.len() < SETTLED_WAVES_MIN {
+        return None;
+    }
+    Some((&figures[figures.len() / 2], figures.last()?))
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -458,8 +506,17 @@ impl Soak {
     /// One line: the stayers' verdict and the memory.
     pub fn summary(&self) -> String {
         let last = self.waves.last().map_or(0, |wave| wave.rss_bytes);
+        let settled = second_half(&self.waves).map_or(String::new(), |(middle, last)| {
+            format!(
+                "; {:+.0} KiB from wave {} to {} (settled: at most {} KiB a wave)",
+                (last.rss_bytes as f64 - middle.rss_bytes as f64) / 1024.0,
+                middle.wave,
+                last.wave,
+                SETTLED_GROWTH_PER_WAVE_MAX_BYTES / 1024
+            )
+        });
         format!(
-            "soak: {} waves; each of {STAYERS} staying clients received all {} messages, none doubled or out of order; descriptors back at {} after every wave; RSS {:.1} MiB after the first wave, {:.1} MiB after the last (bound: +{} MiB)",
+            "soak: {} waves; each of {STAYERS} staying clients received all {} messages, none doubled or out of order; descriptors back at {} after every wave; RSS {:.1} MiB after the first wave, {:.1} MiB after the last (bound: +{} MiB){settled}",
             self.waves.len(),
             self.expected_per_stayer,
             self.fds_baseline,
@@ -496,5 +553,62 @@ impl Soak {
             "stayer_duplicated": self.stayers.duplicated,
             "stayer_out_of_order": self.stayers.out_of_order,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A soak of `count` waves whose memory after wave `n` is `rss(n)`.
+    fn soak(count: usize, rss: impl Fn(u64) -> u64) -> Vec<WaveFigures> {
+        (1..=count)
+            .map(|wave| WaveFigures {
+                wave,
+                messages: 100,
+                stayer_deliveries: 300,
+                fds: 12,
+                fds_seconds: 0.01,
+                rss_bytes: rss(wave as u64),
+            })
+            .collect()
+    }
+
+    const BASE: u64 = 12 * 1024 * 1024;
+
+    #[test]
+    fn a_short_soak_is_not_judged_for_settling() {
+        let waves = soak(SETTLED_WAVES_MIN - 1, |wave| BASE + wave * 64 * 1024);
+        assert!(second_half(&waves).is_none());
+        assert!(check_settled(&waves).is_ok());
+    }
+
+    #[test]
+    fn memory_that_grows_early_and_then_stays_has_settled() {
+        let waves = soak(150, |wave| {
+            BASE + wave.min(40) * 24 * 1024 + (wave % 3) * 4096
+        });
+        check_settled(&waves).expect("settled");
+    }
+
+    #[test]
+    fn memory_that_creeps_with_every_wave_has_not_settled() {
+        // About what 150 waves crept by with jemalloc returning pages at once.
+        let waves = soak(150, |wave| BASE + wave * 10 * 1024);
+        let error = check_settled(&waves).expect_err("still growing");
+        let message = error.to_string();
+        assert!(message.contains("has not settled"), "{message}");
+        assert!(message.contains("from wave 76 to 150"), "{message}");
+    }
+
+    #[test]
+    fn growth_at_the_bound_is_allowed_and_just_past_it_is_not() {
+        let allowed = |waves: u64| SETTLED_SLACK_BYTES + SETTLED_GROWTH_PER_WAVE_MAX_BYTES * waves;
+        let at_bound = soak(100, |wave| BASE + if wave == 100 { allowed(49) } else { 0 });
+        check_settled(&at_bound).expect("at the bound");
+        let past = soak(100, |wave| {
+            BASE + if wave == 100 { allowed(49) + 1 } else { 0 }
+        });
+        assert!(check_settled(&past).is_err());
     }
 }

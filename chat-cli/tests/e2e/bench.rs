@@ -64,16 +64,25 @@ fn a_small_run_delivers_everything_once_in_order() {
         "durable_fraction_scenario1",
         "durable_fraction_scenario2",
         "tls_fraction_scenario1",
+        "window",
+        "disk_sync_p50_ms",
+        "disk_sync_p99_ms",
+        "disk_sync_mean_ms",
         "servers",
     ] {
         assert!(document.get(key).is_some(), "missing key {key}");
     }
+    assert_eq!(document["window"], 32, "the published window by default");
     assert!(
         document["overload_rss_mib"]
             .as_f64()
             .is_some_and(|mib| mib > 0.0 && mib < 64.0)
     );
-    for fraction in ["durable_fraction_scenario1", "tls_fraction_scenario1"] {
+    for fraction in [
+        "durable_fraction_scenario1",
+        "tls_fraction_scenario1",
+        "disk_sync_p50_ms",
+    ] {
         assert!(
             document[fraction]
                 .as_f64()
@@ -102,6 +111,49 @@ fn recovery_restarts_on_a_filled_log_and_reports_its_time() {
             .is_some_and(|bytes| bytes > 4000 * 16),
         "{document}"
     );
+    // No scenario ran, so the disk was not measured beside one.
+    assert!(document.get("disk_sync_p50_ms").is_none(), "{document}");
     // Named for one million messages only.
     assert!(document.get("recovery_seconds_1m").is_none(), "{document}");
+}
+
+#[test]
+fn a_wider_window_still_delivers_everything_and_is_reported() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let json = directory.path().join("window.json");
+    let options = [
+        "--scenarios",
+        "2",
+        "--scale",
+        "0.01",
+        "--runs",
+        "1",
+        "--window",
+        "512",
+    ];
+    let document = run_bench(&json, &options);
+    assert_eq!(document["window"], 512, "{document}");
+    for server in ["chat (ours)", "chat (ours, in memory)"] {
+        let figures = &document["servers"][server]["scenario2"];
+        assert_eq!(figures["lost"], 0, "{server}: {figures}");
+        assert_eq!(figures["duplicated"], 0, "{server}: {figures}");
+        assert_eq!(
+            figures["deliveries"], figures["expected"],
+            "{server}: {figures}"
+        );
+    }
+}
+
+#[test]
+fn a_window_out_of_range_is_refused_before_anything_runs() {
+    for window in ["0", "4096", "many"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
+            .args(["bench", "--scenarios", "2", "--window", window])
+            .output()
+            .expect("run chat-cli bench");
+        assert_eq!(output.status.code(), Some(2), "--window {window}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--window"), "--window {window}: {stderr}");
+        assert!(output.stdout.is_empty(), "--window {window}: nothing ran");
+    }
 }

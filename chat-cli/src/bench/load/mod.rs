@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use progress::Progress;
+pub use progress::{LAG_MAX, Progress, WINDOW};
 pub use read::{Reading, read_member};
 pub use talk::{KEEP_ALIVE_INTERVAL, keep_alive};
 pub use tally::Tally;
@@ -57,6 +57,9 @@ pub struct Plan {
     pub messages: u32,
     /// Total offered rate in messages per second; `None`: as fast as possible.
     pub rate: Option<f64>,
+    /// As fast as possible, most messages a talker has unseen by its
+    /// observer.
+    pub window: u64,
     /// Extra members that join, read and never talk, before everyone else.
     pub idle: usize,
     /// Extra members that join and then stop reading.
@@ -107,7 +110,11 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<Figures> {
     let (idle, idle_bytes_per_connection) = join_idle(server, &route, plan.idle).await?;
     let stuck = join_all(&route, "s", plan.stuck).await?;
     let members = join_all(&route, "m", plan.members).await?;
-    let progress = Arc::new(Progress::new(plan.talkers, plan.members + plan.idle));
+    let progress = Arc::new(Progress::new(
+        plan.talkers,
+        plan.members + plan.idle,
+        plan.window,
+    ));
     let (stop, stopped) = watch::channel(false);
     let start = Instant::now();
     let cpu_before = server.cpu_time()?;

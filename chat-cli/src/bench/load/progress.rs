@@ -1,8 +1,8 @@
 //! Flow control shared by the talkers and the readers of one run, so that no
 //! queue grows without bound while the talkers send as fast as they can.
 //!
-//! Each talker keeps at most [`WINDOW`] messages unseen by its observer (one
-//! other member), and all together stay at most [`LAG_MAX`] messages ahead
+//! Each talker keeps at most a window of messages ([`WINDOW`] unless told
+//! otherwise) unseen by its observer (one other member), and all together stay at most [`LAG_MAX`] messages ahead
 //! of the slowest reading member.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Most messages a talker has in flight.
+/// Most messages a talker has in flight, unless told otherwise.
 pub const WINDOW: u64 = 32;
 
 /// Most messages any reading member may be behind the talkers, as fast as
@@ -39,17 +39,21 @@ pub struct Progress {
     pub received: Vec<AtomicU64>,
     /// Woken when members received more.
     pub caught_up: Notify,
+    /// Most messages a talker has unseen by its observer.
+    window: u64,
 }
 
 impl Progress {
-    /// Nothing seen yet, for `talkers` talkers and `readers` reading members.
-    pub fn new(talkers: usize, readers: usize) -> Self {
+    /// Nothing seen yet, for `talkers` talkers and `readers` reading members,
+    /// each talker with `window` messages in flight at most.
+    pub fn new(talkers: usize, readers: usize, window: u64) -> Self {
         Self {
             seen: (0..talkers).map(|_| AtomicU64::new(0)).collect(),
             moved: (0..talkers).map(|_| Notify::new()).collect(),
             sent: AtomicU64::new(0),
             received: (0..readers).map(|_| AtomicU64::new(0)).collect(),
             caught_up: Notify::new(),
+            window,
         }
     }
 
@@ -80,7 +84,7 @@ impl Progress {
 
     /// True when message `next` of `talker` fits in its window.
     pub fn window_open(&self, talker: usize, next: u64) -> bool {
-        next < self.seen[talker].load(Ordering::Relaxed) + WINDOW
+        next < self.seen[talker].load(Ordering::Relaxed) + self.window
     }
 
     /// Waits until message `next` of `talker` fits in the window.
