@@ -11,6 +11,13 @@ impl Rooms {
     pub fn check_invariants(&self) {
         self.state.check();
         self.journal.check();
+        self.check_connections();
+        self.check_members();
+        self.check_rooms();
+    }
+
+    /// Each connection: its backlog, its phase, and the count per address.
+    fn check_connections(&self) {
         let mut per_address = BTreeMap::new();
         for (connection, state) in &self.connections {
             *per_address.entry(state.peer).or_insert(0usize) += 1;
@@ -53,6 +60,10 @@ impl Rooms {
             per_address, self.per_address,
             "connections are counted per address"
         );
+    }
+
+    /// Each member with a connection is that connection's member.
+    fn check_members(&self) {
         for (id, member) in &self.state.members {
             if let Some(connection) = member.connection {
                 let phase = self.connections.get(&connection).map(|state| state.phase);
@@ -63,6 +74,14 @@ impl Rooms {
                 );
             }
         }
+        assert!(
+            self.state.members.len() <= self.config.sessions_max.max(self.restored_over.sessions),
+            "sessions are bounded"
+        );
+    }
+
+    /// Each room: its bounds, and its connections those of its members.
+    fn check_rooms(&self) {
         for room in self.state.rooms.values() {
             assert!(
                 room.members.len()
@@ -96,10 +115,6 @@ impl Rooms {
         assert!(
             self.state.rooms.len() <= self.config.rooms_max.max(self.restored_over.rooms),
             "rooms are bounded"
-        );
-        assert!(
-            self.state.members.len() <= self.config.sessions_max.max(self.restored_over.sessions),
-            "sessions are bounded"
         );
     }
 }
