@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::protocol::ClientFrame;
+use crate::protocol::{ClientFrame, TEXT_BYTES_MAX};
 use crate::session::{EndReason, Tally};
 use memory::{ServerEnd, memory_network};
 
@@ -281,4 +281,40 @@ async fn ready_comes_once_per_line_and_only_when_the_session_takes_one() {
     assert_eq!(quit_at, seconds(3.5), "the input closed");
     assert_eq!(outcome.reason, EndReason::Left);
     assert_eq!(outcome.tally.delivered, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_to_a_server_that_does_not_read_holds_the_largest_outbox() {
+    let (network, mut accepted) = memory_network();
+    let config = ClientConfig::new(SERVER, "ann");
+    let unacked_max = config.session.unacked_max;
+    // The longest text, made of the character that grows most when escaped.
+    let text = "\"".repeat(TEXT_BYTES_MAX);
+    let (user, input) = mpsc::channel(1);
+    let (typed, all_typed) = oneshot::channel();
+    let typist = async {
+        for _ in 0..unacked_max {
+            user.send(text.clone())
+                .await
+                .expect("the client reads input");
+        }
+        typed.send(()).expect("the server waits");
+    };
+    let client = run(network, config, input, std::future::pending(), |_| {});
+    let server = async {
+        let mut end = ServerEnd::accept(&mut accepted).await;
+        end.welcome("ann").await;
+        // Nothing is read until every line is typed: the messages wait in
+        // the client's queue (all but what the stream holds).
+        all_typed.await.expect("the user types");
+        for _ in 0..unacked_max {
+            end.expect_message(&text).await;
+        }
+    };
+    tokio::select! {
+        biased;
+        ((), ()) = async { tokio::join!(typist, server) } => {}
+        outcome = client => panic!("the client ended: {outcome:?}"),
+    }
+    assert!(accepted.try_recv().is_err(), "the client never reconnected");
 }
