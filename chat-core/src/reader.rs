@@ -246,4 +246,45 @@ mod tests {
         assert!(frames.next().await.is_none(), "a clean end");
         assert!(frames.at_eof());
     }
+
+    #[tokio::test]
+    async fn frames_already_read_come_without_reading_and_the_end_is_told_once_reached() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut frames = FrameReader::<_, ClientFrame>::new(ours, 1024);
+        assert!(frames.try_next().is_none(), "nothing read yet");
+        peer.write_all(&HEARTBEAT.repeat(3))
+            .await
+            .expect("duplex write");
+        let first = frames.next().await.expect("a frame").expect("valid");
+        assert_eq!(first, ClientFrame::Heartbeat);
+        // The other two came in the same read.
+        for _ in 0..2 {
+            let frame = frames.try_next().expect("a frame buffered");
+            assert_eq!(frame.expect("valid"), ClientFrame::Heartbeat);
+        }
+        assert!(frames.try_next().is_none(), "nothing more buffered");
+        assert!(!frames.at_eof(), "the peer has not closed");
+        drop(peer);
+        assert!(frames.next().await.is_none(), "a clean end");
+        assert!(frames.at_eof());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn discarding_reads_everything_until_the_peer_closes() {
+        let (mut peer, ours) = tokio::io::duplex(1024);
+        let mut frames = FrameReader::<_, ClientFrame>::new(ours, 1024);
+        let peer_writes = async {
+            // More than the pipe holds: it gets through only if read.
+            for _ in 0..100 {
+                peer.write_all(HEARTBEAT).await.expect("duplex write");
+            }
+            drop(peer);
+        };
+        let both = async { tokio::join!(peer_writes, frames.discard_rest()) };
+        tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("everything the peer wrote was read");
+        assert!(frames.at_eof());
+        assert!(frames.next().await.is_none(), "nothing is left to read");
+    }
 }
