@@ -61,6 +61,10 @@ const QUEUE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// server's goodbye (and for its last acks) before it exits anyway.
 pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
 
+/// At exit, how long the client waits for its last frames (a `quit`) to be
+/// written before it closes the connection anyway.
+pub const EXIT_FLUSH_MAX: Duration = Duration::from_millis(500);
+
 /// What the user interface is told.
 #[derive(Debug)]
 pub enum Ui<'a> {
@@ -80,6 +84,15 @@ struct Link<N: Network> {
     frames: FrameReader<N::Reader, ServerFrame>,
     outbox: Arc<Outbox>,
     writer: JoinHandle<()>,
+}
+
+impl<N: Network> Link<N> {
+    /// Closes the connection once what is queued is written, or after
+    /// `within` if the writes stall (a server that stopped reading).
+    async fn close_after_writing(mut self, within: Duration) {
+        self.outbox.close(true);
+        let _ = tokio::time::timeout(within, &mut self.writer).await;
+    }
 }
 
 impl<N: Network> Drop for Link<N> {
@@ -191,7 +204,9 @@ impl<N: Network> Driver<N> {
                     }
                 }
                 SessionAction::Exit(outcome) => {
-                    drop(self.link.take());
+                    if let Some(link) = self.link.take() {
+                        link.close_after_writing(EXIT_FLUSH_MAX).await;
+                    }
                     return Some(outcome);
                 }
             }

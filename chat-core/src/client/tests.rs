@@ -181,8 +181,12 @@ async fn a_leave_gives_up_on_missing_acks_after_the_grace_period() {
         // No ack ever comes.
         end.closed().await
     };
-    let (outcome, (_, closed_at)) = tokio::join!(client, server);
+    let (outcome, (frames, closed_at)) = tokio::join!(client, server);
     assert_eq!(closed_at - start, seconds(1.0) + LEAVE_GRACE);
+    assert!(
+        matches!(&frames[..], [ClientFrame::Quit]),
+        "the quit reaches the server before the close, so the nickname is free at once: {frames:?}"
+    );
     assert_eq!(outcome.reason, EndReason::Left);
     assert_eq!(outcome.tally.unconfirmed, 1);
     drop(user);

@@ -109,7 +109,8 @@ pub enum SessionAction {
     Prompt(String),
     /// Close the connection (the driver then calls `handle_disconnected`).
     Disconnect,
-    /// The session is over.
+    /// The session is over: close the connection, if one is open, once
+    /// what was sent is written (within a bound).
     Exit(Outcome),
 }
 
@@ -410,7 +411,8 @@ impl Session {
             self.show(Line::Disconnecting);
             self.send(ClientFrame::Quit, now);
         }
-        self.actions.push_back(SessionAction::Disconnect);
+        // No Disconnect: the connection closes with the exit, after the
+        // quit is written, so that the server frees the nickname at once.
         self.finish(EndReason::Left);
     }
 

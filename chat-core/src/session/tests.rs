@@ -555,6 +555,18 @@ fn leaving_after_a_signal_does_not_wait_forever() {
     assert!(sent(&harness.drain()).is_empty(), "waits for the ack first");
     harness.session.handle_abandon(secs(4));
     let actions = harness.drain();
+    assert!(
+        actions
+            .iter()
+            .any(|action| matches!(action, SessionAction::Send(ClientFrame::Quit))),
+        "the quit goes out: {actions:?}"
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|action| matches!(action, SessionAction::Disconnect)),
+        "the exit closes the connection after the quit, not before: {actions:?}"
+    );
     let outcome = exit(&actions).expect("exits");
     assert_eq!(outcome.tally.unconfirmed, 1);
     assert!(shown(&actions).contains(&"1 message could not be confirmed as delivered.".to_owned()));
