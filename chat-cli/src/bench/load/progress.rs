@@ -2,8 +2,8 @@
 //! queue grows without bound while the talkers send as fast as they can.
 //!
 //! Each talker keeps at most a window of messages ([`WINDOW`] unless told
-//! otherwise) unseen by its observer (one other member), and all together stay at most [`LAG_MAX`] messages ahead
-//! of the slowest reading member.
+//! otherwise) unseen by its observer (one other member), and all together
+//! stay at most [`LAG_MAX`] messages ahead of the slowest reading member.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
