@@ -3,7 +3,7 @@
 //! The session asks for the next line with its prompt ([`Ui::Ready`]), so
 //! the prompt always names the room that line goes to (`/join` switches at
 //! once). On a terminal, rustyline edits the line and prints incoming lines
-//! above it; it owns Ctrl-Z (the terminal is restored while the client is
+//! above it, in the order they came (`above` says what that takes); it owns Ctrl-Z (the terminal is restored while the client is
 //! stopped and raw mode comes back after `fg`) and keeps the history the
 //! arrow keys walk. Ctrl-C and Ctrl-D leave the chat as a signal does (the
 //! session waits a few seconds at most for the last acks, where `.exit`
@@ -27,20 +27,25 @@ use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Duration;
 
 use chat_core::session::NICK_PROMPT;
+use rustyline::Editor;
 use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
+use rustyline::history::DefaultHistory;
 use tokio::sync::{mpsc, oneshot};
 
+use super::above::{Above, Hooks};
 use super::terminal;
+
+/// The line editor, with the hooks that keep incoming lines in order.
+type LineEditor = Editor<Hooks, DefaultHistory>;
 
 /// How long the line editor gets to draw the last lines before exit.
 const EDITOR_DRAW_GRACE: Duration = Duration::from_millis(100);
 
 /// Where incoming lines are printed.
 enum Screen {
-    /// Above the line being edited, while one is.
+    /// Above the line being edited, while one is (see `above`).
     Editor {
-        printer: Box<dyn ExternalPrinter + Send>,
+        above: Arc<Above>,
         reading: Arc<AtomicBool>,
     },
     /// Plain standard output.
@@ -67,23 +72,22 @@ impl Keyboard {
         let (leave, leave_requested) = oneshot::channel();
         let (prompts, asked) = std_mpsc::channel();
         let saved_terminal = terminal::save();
-        let editor = interactive.then(|| DefaultEditor::new().ok()).flatten();
+        let editor = interactive.then(|| LineEditor::new().ok()).flatten();
         let screen = match editor.map(|mut editor| (editor.create_external_printer(), editor)) {
-            Some((Ok(printer), editor)) => {
+            Some((Ok(printer), mut editor)) => {
                 let reading = Arc::new(AtomicBool::new(false));
                 let flag = reading.clone();
                 // Before any other thread exists (the async runtime starts
                 // later, and its threads inherit the mask).
                 terminal::leave_job_control_to_others();
+                let above = Above::start(Box::new(printer));
+                editor.set_helper(Some(Hooks(above.clone())));
                 terminal::restore_editor_mode_on_continue(&reading);
                 std::thread::spawn(move || {
                     terminal::take_stop_signal();
                     read_edited(editor, &asked, &lines, &flag, leave);
                 });
-                Screen::Editor {
-                    printer: Box::new(printer),
-                    reading,
-                }
+                Screen::Editor { above, reading }
             }
             _ => {
                 std::thread::spawn(move || read_plain(&asked, &lines));
@@ -102,13 +106,9 @@ impl Keyboard {
 
     /// Shows a line above whatever is being typed.
     pub fn show(&mut self, text: &str) {
-        match &mut self.screen {
-            Screen::Editor { printer, reading } if reading.load(Ordering::SeqCst) => {
-                if printer.print(format!("{text}\n")).is_err() {
-                    write_out(format_args!("{text}\n"));
-                }
-            }
-            _ => write_out(format_args!("{text}\n")),
+        match &self.screen {
+            Screen::Editor { above, .. } => above.show(format!("{text}\n")),
+            Screen::Plain => write_out(format_args!("{text}\n")),
         }
     }
 
@@ -153,7 +153,8 @@ impl Keyboard {
     /// The session is over: give the editor a moment to draw the last lines,
     /// then undo its raw mode (its thread is blocked reading the keyboard).
     pub fn finish(self) {
-        if let Screen::Editor { reading, .. } = self.screen {
+        if let Screen::Editor { above, reading } = self.screen {
+            let unprinted = above.finish(EDITOR_DRAW_GRACE);
             std::thread::sleep(EDITOR_DRAW_GRACE);
             terminal::restore(self.saved_terminal);
             // Leave whatever was half typed (and never sent) on its own
@@ -163,6 +164,10 @@ impl Keyboard {
             if reading.load(Ordering::SeqCst) {
                 write_out(format_args!("\n"));
             }
+            // Bounded: by what `Above` keeps waiting.
+            for text in unprinted {
+                write_out(format_args!("{text}"));
+            }
         }
     }
 }
@@ -171,14 +176,14 @@ impl Keyboard {
 /// gone (its window closed, SIGHUP) every write fails, and the client must
 /// still say goodbye to the server, which a panicking `println!` would
 /// prevent (the nickname would then stay taken for the grace period).
-fn write_out(text: std::fmt::Arguments<'_>) {
+pub(super) fn write_out(text: std::fmt::Arguments<'_>) {
     let mut stdout = io::stdout().lock();
     let _ = stdout.write_fmt(text);
     let _ = stdout.flush();
 }
 
 fn read_edited(
-    mut editor: DefaultEditor,
+    mut editor: LineEditor,
     prompts: &std_mpsc::Receiver<String>,
     lines: &mpsc::Sender<String>,
     reading: &AtomicBool,
@@ -188,6 +193,10 @@ fn read_edited(
         reading.store(true, Ordering::SeqCst);
         let read = editor.readline(&prompt);
         reading.store(false, Ordering::SeqCst);
+        if let Some(Hooks(above)) = editor.helper() {
+            // Accepting a line said so already; Ctrl-C and Ctrl-D do not.
+            above.editing_ended();
+        }
         let line = match read {
             Ok(line) => {
                 if !line.trim().is_empty() && prompt != NICK_PROMPT {

@@ -12,6 +12,7 @@
 //! the session asks for it), `render` (timestamps and colours), `terminal`
 //! (the terminal's modes across Ctrl-Z, `kill -STOP` and `fg`).
 
+mod above;
 mod input;
 mod render;
 mod terminal;
