@@ -185,6 +185,41 @@ pub fn healed_partition() -> Scenario {
     scenario
 }
 
+/// John's link holds everything from 6 s to 16 s; at 8 s, with "Still
+/// there?" unacknowledged, he closes his terminal. His client gives up on
+/// the ack after its leave grace and says `quit` on the way out, so when
+/// the link delivers again the server lets him go at once, not after the
+/// session grace (a client that closed without its `quit` did once).
+pub fn signal_during_held_link() -> Scenario {
+    let joshua = user("joshua-pc", "Joshua", 0.5, vec![say(3.0, "Hi John")]);
+    let john = user(
+        "john-pc",
+        "John",
+        1.0,
+        vec![
+            say(4.0, "Hi"),
+            say(7.0, "Still there?"),
+            (secs(8.0), UserAction::Signal),
+        ],
+    );
+    let hold = (
+        secs(6.0),
+        FaultEvent::Hold {
+            client: "john-pc".to_owned(),
+            until: secs(16.0),
+        },
+    );
+    let mut scenario = scenario(
+        "a signal while the link holds",
+        20.0,
+        10.0,
+        vec![joshua, john],
+        vec![hold],
+    );
+    scenario.fault_counts.insert(FaultKind::Hold, 1);
+    scenario
+}
+
 /// A day in the chat, in twenty seconds: Ann and Bob talk in the lobby and
 /// in dev, Ann tells Bob something privately, Cid changes nickname, and Dan,
 /// joining late, is shown the lobby's recent messages.

@@ -21,7 +21,7 @@ use crate::transcript;
 use crate::world::{self, Observations};
 
 /// The mechanisms a sweep must exercise, in the order the summary lists them.
-pub const MECHANISMS: [&str; 32] = [
+pub const MECHANISMS: [&str; 33] = [
     "disconnects noticed by the server",
     "reconnects by clients",
     "resumes",
@@ -32,6 +32,7 @@ pub const MECHANISMS: [&str; 32] = [
     "slow readers dropped",
     "sessions expired",
     "rejoins after a lost session",
+    "leaves by a signal",
     "server crashes",
     "recoveries",
     "torn tails cut",
@@ -249,6 +250,12 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
         .iter()
         .filter(|lifetime| lifetime.stopped.is_some())
         .count() as u64;
+    let signal_leaves = observations
+        .clients
+        .iter()
+        .flat_map(|client| &client.runs)
+        .filter(|run| run.signalled.is_some())
+        .count() as u64;
     let mut counts = vec![
         (
             "disconnects noticed by the server",
@@ -263,6 +270,7 @@ pub fn mechanism_counts(observations: &Observations) -> Vec<(&'static str, u64)>
         ("slow readers dropped", stats.slow_readers_dropped),
         ("sessions expired", stats.sessions_expired),
         ("rejoins after a lost session", rejoins),
+        ("leaves by a signal", signal_leaves),
         ("server crashes", observations.server.crashes.len() as u64),
         ("recoveries", recoveries),
         ("torn tails cut", torn),

@@ -42,6 +42,8 @@ pub struct RunRecord {
     pub shown: Vec<(Duration, Line)>,
     /// How and when it ended, if it did.
     pub outcome: Option<(Duration, Outcome)>,
+    /// When the user left by a signal, if they did.
+    pub signalled: Option<Duration>,
 }
 
 /// What one client host did.
@@ -491,15 +493,24 @@ async fn client_run(
         ..config.session
     };
     let (input, lines) = mpsc::channel(1);
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
     let typist = {
         let record = record.clone();
         let actions = script.actions.clone();
+        let mut signal = Some(signal);
         tokio::spawn(async move {
             for (at, action) in actions {
                 tokio::time::sleep(at.saturating_sub(now())).await;
                 let line = match action {
                     UserAction::Type(text) => text,
                     UserAction::Exit => ".exit".to_owned(),
+                    UserAction::Signal => {
+                        if let Some(signal) = signal.take() {
+                            lock(&record).runs[run_index].signalled = Some(now());
+                            let _ = signal.send(());
+                        }
+                        continue;
+                    }
                 };
                 if input.send(line.clone()).await.is_err() {
                     return; // The client has ended.
@@ -510,8 +521,13 @@ async fn client_run(
             std::future::pending::<()>().await;
         })
     };
+    let leave = async move {
+        if signalled.await.is_err() {
+            std::future::pending::<()>().await; // The user stays.
+        }
+    };
     let shown = record.clone();
-    let outcome = client::run(network, config, lines, std::future::pending(), move |ui| {
+    let outcome = client::run(network, config, lines, leave, move |ui| {
         if let Ui::Show(line) = ui {
             lock(&shown).runs[run_index]
                 .shown

@@ -183,10 +183,12 @@ fn millis(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
 }
 
-/// The line a scripted action types.
-pub fn typed_line(action: &UserAction) -> &str {
+/// The line a scripted action types, if it types one (a leave by a signal
+/// is a SIGTERM).
+pub fn typed_line(action: &UserAction) -> Option<&str> {
     match action {
-        UserAction::Type(line) => line,
-        UserAction::Exit => ".exit",
+        UserAction::Type(line) => Some(line),
+        UserAction::Exit => Some(".exit"),
+        UserAction::Signal => None,
     }
 }

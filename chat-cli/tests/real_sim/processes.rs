@@ -516,8 +516,11 @@ impl Host {
                 () = tokio::time::sleep_until(end) => return RunEnd::RunOver,
                 () = tokio::time::sleep_until(self.clock.instant(*at)) => {}
             }
-            // The typist ends only if the client closed its input.
-            let _ = lines.send(plan::typed_line(action).to_owned());
+            match plan::typed_line(action) {
+                // The typist ends only if the client closed its input.
+                Some(line) => drop(lines.send(line.to_owned())),
+                None => terminate(child),
+            }
         }
         tokio::select! {
             biased;
@@ -536,6 +539,16 @@ async fn type_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<St
         if stdin.write_all(typed.as_bytes()).await.is_err() {
             return;
         }
+    }
+}
+
+/// Sends SIGTERM, as a user's Ctrl-C or closed terminal would a signal (the
+/// client may have exited already).
+fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
     }
 }
 

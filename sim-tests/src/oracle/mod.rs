@@ -15,6 +15,7 @@
 //! `adversaries` (the replies raw-protocol clients must get).
 
 mod adversaries;
+mod leaving;
 mod membership;
 mod model;
 mod outcomes;
@@ -72,6 +73,9 @@ pub enum Property {
     LivenessDelivery,
     /// A crashed client is announced as left within its bound.
     CrashAnnounced,
+    /// A user who leaves by a signal over a sound link is gone from the
+    /// server within the client's leave grace.
+    SignalLeaveAnnounced,
     /// No connection's queue passed its limit.
     BoundedQueues,
     /// A client that stops reading loses its connection within its bound.
@@ -83,7 +87,7 @@ pub enum Property {
 
 impl Property {
     /// Every property, in the order the summary lists them.
-    pub const ALL: [Property; 21] = [
+    pub const ALL: [Property; 22] = [
         Property::LogContiguous,
         Property::SeqUnique,
         Property::AckedDurable,
@@ -102,6 +106,7 @@ impl Property {
         Property::SendsResolved,
         Property::LivenessDelivery,
         Property::CrashAnnounced,
+        Property::SignalLeaveAnnounced,
         Property::BoundedQueues,
         Property::StoppedReaderDropped,
         Property::AdversaryContract,
@@ -128,6 +133,7 @@ impl Property {
             Property::SendsResolved => "sends_resolved",
             Property::LivenessDelivery => "liveness_delivery",
             Property::CrashAnnounced => "crash_announced",
+            Property::SignalLeaveAnnounced => "signal_leave_announced",
             Property::BoundedQueues => "bounded_queues",
             Property::StoppedReaderDropped => "stopped_reader_dropped",
             Property::AdversaryContract => "adversary_contract",
@@ -165,6 +171,9 @@ impl Property {
                 "after healing, every live client caught up with its rooms"
             }
             Property::CrashAnnounced => "a crashed client is announced as left within its bound",
+            Property::SignalLeaveAnnounced => {
+                "a user who leaves by a signal is gone from the server within the leave grace"
+            }
             Property::BoundedQueues => "no connection's queue passed its limit",
             Property::StoppedReaderDropped => {
                 "a client that stops reading loses its connection within its bound"

@@ -50,6 +50,7 @@ impl Checker<'_> {
             let who = format!("{} ({})", record.host, run.nick);
             let crashed = record.crashed_at.is_some() && number + 1 == run_count;
             self.no_spurious_rejoin(&who, run);
+            self.signal_leave_announced(&record.host, run);
             if crashed {
                 continue;
             }
@@ -66,7 +67,7 @@ impl Checker<'_> {
     /// The run's nickname on the server at `at`: its own, followed through
     /// the renames the server made since the run started (the client may
     /// not have heard of the last one).
-    fn nick_at(&self, run: &RunRecord, at: Duration) -> String {
+    pub(super) fn nick_at(&self, run: &RunRecord, at: Duration) -> String {
         let mut nick = run.nick.clone();
         for (time, notice) in &self.observations.server.notices {
             if *time > at {

@@ -64,6 +64,9 @@ pub enum UserAction {
     Type(String),
     /// Types `.exit`.
     Exit,
+    /// Leaves by a signal: Ctrl-C, SIGTERM, or a closed terminal (SIGHUP).
+    /// The client waits a little for the acks of what it sent, not for all.
+    Signal,
 }
 
 /// One run of the client program on a host: started at `start`, as `nick`.
@@ -304,6 +307,7 @@ impl Scenario {
             })
             .collect();
         users::add_impostor(&mut script_rng, &mut clients);
+        users::leave_by_signal(&mut stream(seed, "leave by signal"), &mut clients);
         let mut fault_counts = BTreeMap::new();
         let mut faults = Vec::new();
         for kind in &enabled {

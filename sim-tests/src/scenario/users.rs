@@ -14,6 +14,20 @@ use rand::Rng;
 use super::{ClientScript, RunScript, SECOND_ROOM, UserAction, host_name};
 use crate::seeds::SeedRng;
 
+/// Some of the users who leave do so by a signal rather than `.exit` (from
+/// a stream of its own, so that the rest of the script stays as it was).
+pub fn leave_by_signal(rng: &mut SeedRng, clients: &mut [ClientScript]) {
+    let actions = clients
+        .iter_mut()
+        .flat_map(|client| &mut client.runs)
+        .flat_map(|run| &mut run.actions);
+    for (_, action) in actions {
+        if *action == UserAction::Exit && rng.random_bool(0.4) {
+            *action = UserAction::Signal;
+        }
+    }
+}
+
 /// A user who joins, chats at random times, and sometimes leaves and comes
 /// back under the same nickname.
 pub fn user_script(

@@ -309,6 +309,16 @@ fn a_crashed_client_never_announced_breaks_crash_announced() {
 }
 
 #[test]
+fn a_signal_leave_the_server_never_heard_breaks_signal_leave_announced() {
+    let mut observations = correct(&named::signal_during_held_link());
+    observations
+        .server
+        .notices
+        .retain(|(_, notice)| *notice != chat_core::room::Notice::LeftServer("John".to_owned()));
+    assert_breaks(&observations, Property::SignalLeaveAnnounced);
+}
+
+#[test]
 fn a_queue_over_its_limit_breaks_bounded_queues() {
     let mut observations = rooms();
     observations.server.queued_bytes_peak = observations.queue_bytes_max + 1;

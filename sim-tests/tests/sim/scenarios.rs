@@ -32,6 +32,37 @@ fn count(lines: &[(Duration, String)], text: &str) -> usize {
     lines.iter().filter(|(_, line)| line == text).count()
 }
 
+/// The leave by a signal that gave up on its ack still reaches the server:
+/// John is gone as soon as the held link delivers (16 s), where a client
+/// that closed without `quit` kept him until the session grace ran out.
+#[test]
+fn a_signal_while_the_link_holds_still_says_quit() {
+    let observations = run_clean(&named::signal_during_held_link());
+    let verdict = oracle::check(&observations);
+    assert_eq!(
+        verdict.checks.get(&oracle::Property::SignalLeaveAnnounced),
+        Some(&1),
+        "the leave was judged"
+    );
+    let john = &observations.clients[1].runs[0];
+    let (ended, _) = john.outcome.expect("John's client ended");
+    assert!(
+        ended < Duration::from_secs(16),
+        "it left during the hold: {ended:?}"
+    );
+    let left = observations
+        .server
+        .notices
+        .iter()
+        .find(|(_, notice)| *notice == chat_core::room::Notice::LeftServer("John".to_owned()))
+        .map(|(at, _)| *at)
+        .expect("John left the server");
+    assert!(
+        left >= Duration::from_secs(16) && left < Duration::from_secs(19),
+        "gone when the link delivered, at {left:?}"
+    );
+}
+
 #[test]
 fn the_original_conversation() {
     let observations = run_clean(&named::original_conversation());
