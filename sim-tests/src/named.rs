@@ -44,6 +44,9 @@ fn scenario(
             fault_counts.insert(FaultKind::StopReading, client.freezes.len());
         }
     }
+    for (_, fault) in &faults {
+        *fault_counts.entry(fault.kind()).or_insert(0) += 1;
+    }
     Scenario {
         seed: 1,
         name: Some(name.to_owned()),
@@ -174,15 +177,13 @@ pub fn healed_partition() -> Scenario {
             until: secs(28.0),
         },
     );
-    let mut scenario = scenario(
+    scenario(
         "a partition that heals",
         45.0,
         15.0,
         vec![joshua, john],
         vec![partition],
-    );
-    scenario.fault_counts.insert(FaultKind::Partition, 1);
-    scenario
+    )
 }
 
 /// John's link holds everything from 6 s to 16 s; at 8 s, with "Still
@@ -209,15 +210,13 @@ pub fn signal_during_held_link() -> Scenario {
             until: secs(16.0),
         },
     );
-    let mut scenario = scenario(
+    scenario(
         "a signal while the link holds",
         20.0,
         10.0,
         vec![joshua, john],
         vec![hold],
-    );
-    scenario.fault_counts.insert(FaultKind::Hold, 1);
-    scenario
+    )
 }
 
 /// A day in the chat, in twenty seconds: Ann and Bob talk in the lobby and
@@ -286,15 +285,13 @@ pub fn server_restart() -> Scenario {
         vec![say(4.0, "Me too"), say(13.0, "Still here")],
     );
     let crash = (secs(5.0), FaultEvent::ServerCrash { down: secs(2.0) });
-    let mut scenario = scenario(
+    scenario(
         "the server crashes and restarts",
         20.0,
         10.0,
         vec![joshua, john],
         vec![crash],
-    );
-    scenario.fault_counts.insert(FaultKind::ServerCrash, 1);
-    scenario
+    )
 }
 
 /// Joshua and John talk while a program other than ours connects again and
